@@ -1,0 +1,213 @@
+"""Checking a hand derivation against the element-wise truth.
+
+A claim is written in the same numpy syntax as the expression, or entry by
+entry as on paper (``[a11*x1 + a12*x2 - b1, ...]``). It is compared exactly
+at the smallest sizes first; on failure the report gives the sizes, the
+entry, both values, and the usual mistake it looks like.
+
+>>> check("norm(A @ x - b)**2", "x", "2 * A.T @ (A @ x - b)").ok
+True
+>>> print(check("norm(A @ x - b)**2", "x", "A.T @ (A @ x - b)").mistake)
+a missing factor of 2
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from . import explicit
+from .core import _kind, _wrt, elementwise_form
+from .errors import DeriveError, ShapeConflict
+from .ir import Shape
+from .parse import Problem, parse
+from .prove import Mismatch, compare
+
+
+@dataclass(frozen=True)
+class Check:
+    """The verdict on a claim. ``ok`` only when it was proven at every size tried."""
+
+    ok: bool
+    claim: str
+    sizes: dict[str, int]
+    mismatch: Mismatch | None
+    mistake: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def check(
+    expr: str,
+    wrt: str | Sequence[str] | None,
+    claim: str,
+    shapes: Mapping[str, Sequence[int | str]] | None = None,
+) -> Check:
+    """Is ``claim`` the derivative of ``expr`` by ``wrt`` (its value, if ``wrt`` is None)?
+
+    The claim may have the variable's shape (a gradient), numerator or
+    vec/Kronecker layout (a Jacobian), or be a list of entries at one size.
+    """
+    problem = parse(expr, shapes)
+    names = () if wrt is None else _wrt(wrt, problem)
+    kind = "value" if not names else _kind(problem, names)
+    declared = {n: s for n, s in problem.shapes.items()}
+    used = _entry_names(claim, problem)
+    if used:
+        candidates = [_sizes_from_entries(problem, used)]
+    else:
+        try:
+            parse(claim, declared, entries={})  # refuse unknown names before any work
+        except ShapeConflict as e:
+            text = f"the claim cannot be right: its shapes do not fit ({e})"
+            return Check(False, claim, {}, None, "shapes that do not fit (a transpose or the wrong order?)", text)
+        candidates = _candidates(problem.shapes)
+    for sizes in candidates:
+        env = explicit.environment(problem.shapes, sizes)
+        entries = _entry_symbols(problem, env)
+        c = parse(claim, declared, entries=entries)
+        got = np.asarray(explicit.evaluate(c.expr, env, sizes), dtype=object)
+        want = np.asarray(
+            explicit.evaluate(problem.expr, env, sizes) if not names else elementwise_form(problem, names, sizes),
+            dtype=object,
+        )
+        verdict = _judge(want, got, kind, problem, names, sizes, claim)
+        if verdict is not None:
+            return verdict
+    sizes = {str(k): v for k, v in candidates[-1].items()}
+    return Check(True, claim, sizes, None, None, f"the claim holds (proven exactly at {_at(sizes)})")
+
+
+def _at(sizes: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the given sizes"
+
+
+def _candidates(shapes: Mapping[str, Shape]) -> list[explicit.Sizes]:
+    """Sizes to try, smallest first: all 1, then distinct, then distinct reversed."""
+    free = list(dict.fromkeys(d for s in shapes.values() for d in s if isinstance(d, sp.Symbol)))
+    if not free:
+        return [{}]
+    out = [dict.fromkeys(free, 1)]
+    distinct = explicit.choose_sizes(shapes)
+    out.append(distinct)
+    flipped = dict(zip(free, reversed([distinct[d] for d in free]), strict=True))
+    if flipped != distinct:
+        out.append(flipped)
+    return out
+
+
+def _entry_symbols(problem: Problem, env: explicit.Env) -> dict[str, sp.Symbol]:
+    out = {}
+    for name in problem.shapes:
+        for s in np.asarray(env[name], dtype=object).ravel():
+            out[str(s)] = s
+    return out
+
+
+def _entry_names(claim: str, problem: Problem) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Names in the claim that denote entries (a11 -> ("A", (1, 1)))."""
+    letters = explicit.entry_names(problem.shapes)
+    found = {}
+    for word in set(re.findall(r"[A-Za-z][A-Za-z0-9_]*", claim)):
+        if word in problem.shapes:
+            continue
+        for name, letter in letters.items():
+            rank = len(problem.shapes[name])
+            rest = word[len(letter) :] if word.startswith(letter) and rank else ""
+            parts = rest.lstrip("_").split("_") if "_" in rest else list(rest)
+            if rest and len(parts) == rank and all(p.isdigit() and int(p) >= 1 for p in parts):
+                found[word] = (name, tuple(int(p) for p in parts))
+    return found
+
+
+def _sizes_from_entries(problem: Problem, used: Mapping[str, tuple[str, tuple[int, ...]]]) -> explicit.Sizes:
+    """Sizes for a claim written entry by entry: the largest index seen (else 2, as on paper)."""
+    sizes: explicit.Sizes = {}
+    for name, index in used.values():
+        for d, i in zip(problem.shapes[name], index, strict=True):
+            if isinstance(d, sp.Symbol):
+                sizes[d] = max(sizes.get(d, 1), i)
+    return explicit.choose_sizes(problem.shapes, sizes) | {
+        d: 2 for s in problem.shapes.values() for d in s if isinstance(d, sp.Symbol) and d not in sizes
+    }
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and compare(a, b)[0] == "proven"
+
+
+def _judge(
+    want: np.ndarray,
+    got: np.ndarray,
+    kind: str,
+    problem: Problem,
+    names: tuple[str, ...],
+    sizes: explicit.Sizes,
+    claim: str,
+) -> Check | None:
+    """None if the claim holds at these sizes; else the failing Check."""
+    at = {str(k): v for k, v in sizes.items()}
+    arranged = _arrange(got, want)
+    if arranged is not None:
+        status, bad = compare(want, arranged)
+        if status == "proven":
+            return None
+        if status == "unproven":
+            return Check(False, claim, at, None, None, f"undecided: SymPy could not settle every entry at {_at(at)}")
+        m = bad[0]
+        mistake = diagnose(want, arranged, got)
+        return Check(False, claim, at, m, mistake, _report(m, mistake, at))
+    mistake = diagnose(want, None, got)
+    shape = f"the claim has shape {got.shape}, where {want.shape} (or a vec form) is expected"
+    text = f"the claim fails at {_at(at)}: {shape}" + (f"; it looks like {mistake}" if mistake else "")
+    return Check(False, claim, at, None, mistake, text)
+
+
+def _arrange(got: np.ndarray, want: np.ndarray) -> np.ndarray | None:
+    """The claim in the expected tensor shape: as given, or from vec/Kronecker form."""
+    if got.shape == want.shape:
+        return got
+    return None if got.size != want.size or got.ndim != 2 else _from_vec(got, want)
+
+
+def _from_vec(got: np.ndarray, want: np.ndarray) -> np.ndarray | None:
+    for k in range(1, want.ndim):
+        rows = int(np.prod(want.shape[:k]))
+        if got.shape == (rows, want.size // rows):
+            return got.reshape(want.shape, order="F")
+    return None
+
+
+def diagnose(want: np.ndarray, arranged: np.ndarray | None, got: np.ndarray) -> str | None:
+    """The usual mistake a wrong claim looks like, if any."""
+    if arranged is not None:
+        for factor, text in ((sp.Integer(2), "a missing factor of 2"), (sp.Rational(1, 2), "an extra factor of 2"),
+                             (sp.Integer(-1), "a flipped sign")):  # fmt: skip
+            if _same(want, arranged * factor):
+                return text
+    if got.ndim == 2 and got.T.shape == want.shape and _same(want, got.T):
+        return "the transpose of the right answer (wrong order of factors or layout)"
+    if got.ndim == 2 and _from_vec(got.T, want) is not None and _same(want, _from_vec(got.T, want)):
+        return "the right answer in the other layout (transposed)"
+    if want.ndim == 0 and got.ndim >= 1 and _same(want, np.asarray(sum(got.ravel()), dtype=object)):
+        return "a missing sum: the claim gives the terms, and their sum is the expression"
+    return None
+
+
+def _report(m: Mismatch, mistake: str | None, at: Mapping[str, int]) -> str:
+    where = f"entry {m.index}" if m.index else "the value"
+    diff = sp.simplify(m.expected - m.got)
+    text = f"the claim fails at {_at(at)}, {where}: claimed {m.got}, correct {m.expected} (correct - claimed = {diff})"
+    return text + (f"; it looks like {mistake}" if mistake else "")
+
+
+__all__ = ["Check", "DeriveError", "check"]

@@ -1,0 +1,586 @@
+"""Printers: numpy code, LaTeX and plain text, one ``_print_<op>`` per op.
+
+Every printer walks the same tree with :meth:`Printer.doprint`, which
+dispatches on the op name; an op a printer does not know is an error that
+names it, never a silent fallback. Each method returns the text and its
+precedence, so parentheses appear only where they are needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import sympy as sp
+
+from .functions import FUNCTIONS
+from .ir import Node
+from .simplify import flatten_add, flatten_mul, split_coef
+
+ATOM, POSTFIX, POW, UNARY, MUL, HAD, ADD = 100, 90, 60, 50, 40, 35, 30
+
+
+class PrintError(Exception):
+    """A printer met an op it cannot print."""
+
+
+class Printer:
+    """Base: dispatch on ``node.op``; ``names`` maps subexpressions to short names."""
+
+    def __init__(self, names: Mapping[Node, str] | None = None) -> None:
+        self.names = dict(names or {})
+
+    def doprint(self, e: Node) -> str:
+        return self.prec(e)[0]
+
+    def prec(self, e: Node) -> tuple[str, int]:
+        if e in self.names:
+            return self.names[e], ATOM
+        method = getattr(self, f"_print_{e.op}", None)
+        if method is None:
+            raise PrintError(f"{type(self).__name__} cannot print '{e.op}'")
+        return method(e)
+
+    def wrap(self, e: Node, above: int, strict: bool = False) -> str:
+        """``e`` printed, in parentheses if it binds looser than ``above``."""
+        s, p = self.prec(e)
+        return self.paren(s) if p < above or (strict and p == above) else s
+
+    def paren(self, s: str) -> str:
+        return f"({s})"
+
+    def terms(self, e: Node) -> tuple[str, int]:
+        """A sum, with subtraction for negative terms."""
+        parts: list[str] = []
+        for i, t in enumerate(flatten_add(e)):
+            c, rest = split_coef(t)
+            negative = c.is_negative is True
+            body = self.scaled(-c if negative else c, rest)
+            if i == 0:
+                parts.append(("-" + self.wrap_neg(body)) if negative else body[0])
+            else:
+                parts.append((" - " if negative else " + ") + body[0])
+        return "".join(parts), ADD
+
+    def wrap_neg(self, body: tuple[str, int]) -> str:
+        s, p = body
+        return self.paren(s) if p <= ADD else s
+
+    def scaled(self, c: sp.Expr, rest: Node) -> tuple[str, int]:
+        raise NotImplementedError
+
+
+# ----- numpy -----
+
+#: Helpers the generated modules define, only where used. Stable forms:
+#: softmax and logsumexp subtract the maximum; sigmoid and its derivatives
+#: go through logaddexp, so they stay finite and accurate for large |z|.
+NUMPY_HELPERS: dict[str, str] = {
+    "_sigmoid": '''def _sigmoid(z):
+    """1 / (1 + exp(-z)), without overflow."""
+    return np.exp(-np.logaddexp(0.0, -z))''',
+    "_dsigmoid": '''def _dsigmoid(z):
+    """sigma'(z) = sigma(z) (1 - sigma(z)), accurate in both tails."""
+    return np.exp(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z))''',
+    "_d2sigmoid": '''def _d2sigmoid(z):
+    """sigma''(z) = sigma'(z) (1 - 2 sigma(z))."""
+    return _dsigmoid(z) * np.tanh(-z / 2)''',
+    "_d2tanh": '''def _d2tanh(z):
+    """tanh''(z) = -2 tanh(z) (1 - tanh(z)^2)."""
+    t = np.tanh(z)
+    return -2 * t * (1 - t * t)''',
+    "_softmax": '''def _softmax(z):
+    """exp(z) / sum(exp(z)), shifted by max(z) so nothing overflows."""
+    e = np.exp(z - np.max(z))
+    return e / np.sum(e)''',
+    "_log_softmax": '''def _log_softmax(z):
+    """log(softmax(z)) = z - logsumexp(z)."""
+    return z - _logsumexp(z)''',
+    "_logsumexp": '''def _logsumexp(z):
+    """log(sum(exp(z))), shifted by max(z)."""
+    m = np.max(z)
+    return m + np.log(np.sum(np.exp(z - m)))''',
+    "_commutation": '''def _commutation(m, n):
+    """K with K @ vec(A) = vec(A.T) for A of shape (m, n), column-major vec."""
+    k = np.zeros((m * n, m * n))
+    i, j = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    k[(i * n + j).ravel(), (j * m + i).ravel()] = 1.0
+    return k''',
+}
+
+_HELPER_NEEDS = {"_log_softmax": ["_logsumexp"], "_d2sigmoid": ["_dsigmoid"]}
+
+_NP_FN = {
+    ("exp", 0): "np.exp",
+    ("log", 0): "np.log",
+    ("sqrt", 0): "np.sqrt",
+    ("sin", 0): "np.sin",
+    ("cos", 0): "np.cos",
+    ("tanh", 0): "np.tanh",
+    ("sigmoid", 0): "_sigmoid",
+    ("sigmoid", 1): "_dsigmoid",
+    ("sigmoid", 2): "_d2sigmoid",
+    ("tanh", 2): "_d2tanh",
+    ("softplus", 0): "np.logaddexp(0.0, {})",
+    ("relu", 0): "np.maximum({}, 0.0)",
+    ("step", 0): "np.heaviside({}, 0.0)",
+    ("tanh", 1): "1 - np.tanh({}) ** 2",
+}
+
+
+def number(c: sp.Expr) -> str:
+    """A number as Python source: 2, 0.5, 1 / 3."""
+    c = sp.S(c)
+    if c.is_Integer:
+        return str(int(c))
+    if c.is_Rational:
+        f = float(c)
+        return repr(f) if sp.Rational(repr(f)) == c else f"{c.p} / {c.q}"
+    return repr(float(c))
+
+
+class NumpyPrinter(Printer):
+    """numpy source for an expression; ``dims`` maps dimensions to code (``A.shape[0]``)."""
+
+    def __init__(self, dims: Mapping[sp.Expr, str], names: Mapping[Node, str] | None = None) -> None:
+        super().__init__(names)
+        self.dims = dict(dims)
+        self.helpers: list[str] = []
+
+    def use(self, helper: str) -> str:
+        for h in _HELPER_NEEDS.get(helper, []) + [helper]:
+            if h not in self.helpers:
+                self.helpers.append(h)
+        return helper
+
+    def dim(self, d: sp.Expr) -> str:
+        d = sp.S(d)
+        if d.is_Integer:
+            return str(int(d))
+        if d in self.dims:
+            return self.dims[d]
+        if d.is_Mul:
+            return " * ".join(self.dim(f) for f in d.args)
+        raise PrintError(f"no variable carries the dimension {d}")
+
+    def shape(self, shape: tuple) -> str:
+        inner = ", ".join(self.dim(d) for d in shape)
+        return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+    def call(self, f: str, *args: Node) -> tuple[str, int]:
+        return f"{f}({', '.join(self.doprint(a) for a in args)})", ATOM
+
+    def _print_var(self, e: Node) -> tuple[str, int]:
+        return e.attr[0], ATOM
+
+    def _print_const(self, e: Node) -> tuple[str, int]:
+        s = number(e.attr)
+        return s, (UNARY if s.startswith("-") else MUL if "/" in s else ATOM)
+
+    def _print_eye(self, e: Node) -> tuple[str, int]:
+        return f"np.eye({self.dim(e.attr[0])})", ATOM
+
+    def _print_ones(self, e: Node) -> tuple[str, int]:
+        return f"np.ones({self.shape(e.shape)})", ATOM
+
+    def _print_commutation(self, e: Node) -> tuple[str, int]:
+        m, n = e.attr
+        return f"{self.use('_commutation')}({self.dim(m)}, {self.dim(n)})", ATOM
+
+    def _print_add(self, e: Node) -> tuple[str, int]:
+        return self.terms(e)
+
+    def scaled(self, c: sp.Expr, rest: Node) -> tuple[str, int]:
+        if c == 1:
+            return self.prec(rest)
+        if rest.op == "const" and rest.attr == 1:
+            return number(c), ATOM
+        return f"{number(c)} * {self.wrap(rest, MUL, strict=True)}", MUL
+
+    def _print_mul(self, e: Node) -> tuple[str, int]:
+        c, rest = split_coef(e)
+        if c != 1:
+            return self.scaled(c, rest)
+        factors = flatten_mul(e)
+        text = [self.wrap(f, MUL, strict=i > 0) for i, f in enumerate(factors)]
+        return " * ".join(text), MUL
+
+    def _print_pow(self, e: Node) -> tuple[str, int]:
+        a, p = e.args[0], e.attr
+        if p == -1:
+            return f"1 / {self.wrap(a, MUL, strict=True)}", MUL
+        if p == sp.Rational(1, 2):
+            return self.call("np.sqrt", a)
+        if p == sp.Rational(-1, 2):
+            return f"1 / {self.call('np.sqrt', a)[0]}", MUL
+        exponent = number(p)
+        exponent = f"({exponent})" if not sp.S(p).is_Integer or p < 0 else exponent
+        return f"{self.wrap(a, POW, strict=True)} ** {exponent}", POW
+
+    def _print_fn(self, e: Node) -> tuple[str, int]:
+        name, order = e.attr
+        f = _NP_FN.get((name, order))
+        if f is None:
+            raise PrintError(f"no numpy form for the derivative of order {order} of {name}")
+        if "{}" in f:
+            return f.format(self.doprint(e.args[0])), (ADD if f.startswith("1 -") else ATOM)
+        if f.startswith("_"):
+            self.use(f)
+        return self.call(f, e.args[0])
+
+    def _print_matmul(self, e: Node) -> tuple[str, int]:
+        a, b = e.args
+        if a.op == "diag" and a.args[0].ndim == 1:  # diag(v) @ M: scale rows, build no diagonal
+            v = self.wrap(a.args[0], POSTFIX)
+            rows = f"{v}[:, None]" if b.ndim == 2 else v
+            return f"{rows} * {self.wrap(b, MUL, strict=True)}", MUL
+        if b.op == "diag" and b.args[0].ndim == 1 and a.ndim == 2:  # M @ diag(v): scale columns
+            return f"{self.wrap(a, MUL)} * {self.wrap(b.args[0], MUL, strict=True)}", MUL
+        return f"{self.wrap(a, MUL)} @ {self.wrap(b, MUL, strict=True)}", MUL
+
+    def _print_T(self, e: Node) -> tuple[str, int]:
+        return f"{self.wrap(e.args[0], POSTFIX)}.T", POSTFIX
+
+    def _print_inv(self, e: Node) -> tuple[str, int]:
+        return self.call("np.linalg.inv", e.args[0])
+
+    def _print_det(self, e: Node) -> tuple[str, int]:
+        return self.call("np.linalg.det", e.args[0])
+
+    def _print_logdet(self, e: Node) -> tuple[str, int]:
+        return f"np.linalg.slogdet({self.doprint(e.args[0])})[1]", ATOM
+
+    def _print_trace(self, e: Node) -> tuple[str, int]:
+        return self.call("np.trace", e.args[0])
+
+    def _print_sum(self, e: Node) -> tuple[str, int]:
+        return self.call("np.sum", e.args[0])
+
+    def _print_norm(self, e: Node) -> tuple[str, int]:
+        return self.call("np.linalg.norm", e.args[0])
+
+    def _print_softmax(self, e: Node) -> tuple[str, int]:
+        return self.call(self.use("_softmax"), e.args[0])
+
+    def _print_logsoftmax(self, e: Node) -> tuple[str, int]:
+        return self.call(self.use("_log_softmax"), e.args[0])
+
+    def _print_logsumexp(self, e: Node) -> tuple[str, int]:
+        return self.call(self.use("_logsumexp"), e.args[0])
+
+    def _print_diag(self, e: Node) -> tuple[str, int]:
+        return self.call("np.diag", e.args[0])
+
+    def _print_outer(self, e: Node) -> tuple[str, int]:
+        return self.call("np.outer", *e.args)
+
+    def _print_kron(self, e: Node) -> tuple[str, int]:
+        return self.call("np.kron", *e.args)
+
+    def _print_row(self, e: Node) -> tuple[str, int]:
+        (a,) = e.args
+        if a.ndim == 1:
+            return f"{self.wrap(a, POSTFIX)}[None, :]", POSTFIX
+        return f'np.ravel({self.doprint(a)}, order="F")[None, :]', POSTFIX
+
+    def _print_col(self, e: Node) -> tuple[str, int]:
+        (a,) = e.args
+        if a.ndim == 1:
+            return f"{self.wrap(a, POSTFIX)}[:, None]", POSTFIX
+        return f'np.ravel({self.doprint(a)}, order="F")[:, None]', POSTFIX
+
+    def _print_vec(self, e: Node) -> tuple[str, int]:
+        return f'np.ravel({self.doprint(e.args[0])}, order="F")', ATOM
+
+
+# ----- mathematics: LaTeX and plain text -----
+
+
+class MathPrinter(Printer):
+    """Formulas as a person writes them; subclasses supply the notation.
+
+    Vectors are columns: ``x @ A`` prints as x^T A, ``x @ y`` as x^T y.
+    """
+
+    T = "ᵀ"
+    INV = "⁻¹"
+    INV_T = "⁻ᵀ"
+    HADAMARD = " ∘ "
+    KRON = " ⊗ "
+    TIMES = " "
+    ONES = "1"
+    EYE = "I"
+    SQUARED = "²"
+
+    def __init__(self, names: Mapping[Node, str] | None = None) -> None:
+        super().__init__(names)
+
+    # ----- notation hooks -----
+    def name(self, e: Node) -> str:
+        return e.attr[0]
+
+    def fname(self, name: str, order: int) -> str:
+        return name + "′" * order
+
+    def op(self, name: str) -> str:
+        return name
+
+    def apply(self, f: str, inner: str) -> str:
+        return f"{f}({inner})"
+
+    def power(self, base: str, p: str, hadamard: bool) -> str:
+        return f"{base}^{'∘' if hadamard else ''}{p}"
+
+    def norm_text(self, inner: str) -> str:
+        return f"‖{inner}‖"
+
+    def frac(self, num: str, den: str) -> str:
+        return f"{num}/{den}"
+
+    def num(self, c: sp.Expr) -> str:
+        return str(c)
+
+    def commutation(self, m: str, n: str) -> str:
+        return f"K({m},{n})"
+
+    def dimtext(self, d: sp.Expr) -> str:
+        return str(d)
+
+    def join(self, left: str, right: str) -> str:
+        """Juxtaposition: a product written without a sign."""
+        return left + self.TIMES + right
+
+    # ----- structure -----
+    def _print_var(self, e: Node) -> tuple[str, int]:
+        return self.name(e), ATOM
+
+    def _print_const(self, e: Node) -> tuple[str, int]:
+        return self.number(sp.S(e.attr))
+
+    def number(self, c: sp.Expr) -> tuple[str, int]:
+        if c.is_Rational and not c.is_Integer:
+            s = self.frac(self.num(abs(c.p)), self.num(c.q))
+            return ("-" + s, UNARY) if c < 0 else (s, MUL)
+        s = self.num(c)
+        return s, (UNARY if s.startswith("-") else ATOM)
+
+    def _print_eye(self, e: Node) -> tuple[str, int]:
+        return self.EYE, ATOM
+
+    def _print_ones(self, e: Node) -> tuple[str, int]:
+        return self.ONES, ATOM
+
+    def _print_commutation(self, e: Node) -> tuple[str, int]:
+        m, n = e.attr
+        return self.commutation(self.dimtext(m), self.dimtext(n)), ATOM
+
+    def _print_add(self, e: Node) -> tuple[str, int]:
+        return self.terms(e)
+
+    def scaled(self, c: sp.Expr, rest: Node) -> tuple[str, int]:
+        if c == 1:
+            return self.prec(rest)
+        if rest.op == "const" and rest.attr == 1:
+            return self.number(c)
+        body = self.wrap(rest, MUL, strict=rest.op == "mul")
+        if c == -1:
+            return "-" + body, UNARY
+        return self.join(self.number(c)[0], body), MUL
+
+    def _print_mul(self, e: Node) -> tuple[str, int]:
+        c, rest = split_coef(e)
+        if c != 1:
+            return self.scaled(c, rest)
+        factors = flatten_mul(e)
+        scalars = [f for f in factors if f.shape == ()]
+        tensors = [f for f in factors if f.shape != ()]
+        text = [self.wrap(f, MUL, strict=True) for f in scalars]
+        if len(tensors) == 1:
+            text.append(self.wrap(tensors[0], MUL, strict=bool(scalars)))
+        elif tensors:
+            hadamard = self.HADAMARD.join(self.wrap(f, MUL, strict=True) for f in tensors)
+            if not scalars:
+                return hadamard, HAD
+            text.append(self.paren(hadamard))
+        out = text[0]
+        for t in text[1:]:
+            out = self.join(out, t)
+        return out, MUL
+
+    def _print_pow(self, e: Node) -> tuple[str, int]:
+        a, p = e.args[0], sp.S(e.attr)
+        if p == -1 and a.shape == ():
+            return self.frac(self.num(1), self.doprint(a)), MUL
+        if p == sp.Rational(1, 2):
+            return self.apply(self.op("sqrt"), self.doprint(a)), ATOM
+        if a.op == "norm" and p == 2:
+            return self.prec(a)[0] + self.SQUARED, POW
+        exponent = self.num(p) if p.is_Integer else self.frac(self.num(p.p), self.num(p.q))
+        return self.power(self.wrap(a, ATOM), exponent, a.shape != ()), POW
+
+    def _print_fn(self, e: Node) -> tuple[str, int]:
+        name, order = e.attr
+        return self.apply(self.fname(name, order), self.doprint(e.args[0])), ATOM
+
+    def _print_matmul(self, e: Node) -> tuple[str, int]:
+        a, b = e.args
+        left = self.row(a) if a.ndim == 1 else self.wrap(a, MUL)
+        return self.join(left, self.wrap(b, MUL)), MUL
+
+    def row(self, v: Node) -> str:
+        """A 1-D vector written as a row: x -> x^T, A y -> y^T A^T."""
+        if v.op == "matmul" and v.args[0].ndim == 2 and v.args[1].ndim == 1:
+            return self.join(self.row(v.args[1]), self.wrap(_transposed(v.args[0]), MUL))
+        return self.wrap(v, POSTFIX, strict=True) + self.T
+
+    def _print_T(self, e: Node) -> tuple[str, int]:
+        a = e.args[0]
+        if a.op == "inv":
+            return self.wrap(a.args[0], POSTFIX, strict=True) + self.INV_T, POSTFIX
+        return self.wrap(a, POSTFIX, strict=True) + self.T, POSTFIX
+
+    def _print_inv(self, e: Node) -> tuple[str, int]:
+        return self.wrap(e.args[0], POSTFIX, strict=True) + self.INV, POSTFIX
+
+    def _print_det(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("det"), self.doprint(e.args[0])), ATOM
+
+    def _print_logdet(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("log") + " " + self.op("det"), self.doprint(e.args[0])), ATOM
+
+    def _print_trace(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("tr"), self.doprint(e.args[0])), ATOM
+
+    def _print_sum(self, e: Node) -> tuple[str, int]:
+        a = e.args[0]
+        text = self.join(self.ONES + self.T, self.wrap(a, MUL, strict=True))
+        return (self.join(text, self.ONES) if a.ndim == 2 else text), MUL
+
+    def _print_norm(self, e: Node) -> tuple[str, int]:
+        return self.norm_text(self.doprint(e.args[0])), ATOM
+
+    def _print_softmax(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("softmax"), self.doprint(e.args[0])), ATOM
+
+    def _print_logsoftmax(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("log") + " " + self.op("softmax"), self.doprint(e.args[0])), ATOM
+
+    def _print_logsumexp(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("logsumexp"), self.doprint(e.args[0])), ATOM
+
+    def _print_diag(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("diag"), self.doprint(e.args[0])), ATOM
+
+    def _print_outer(self, e: Node) -> tuple[str, int]:
+        a, b = e.args
+        return self.join(self.wrap(a, MUL), self.row(b)), MUL
+
+    def _print_kron(self, e: Node) -> tuple[str, int]:
+        a, b = e.args
+        left = self.row(a) if a.ndim == 1 else self.wrap(a, MUL, strict=True)
+        return left + self.KRON + self.wrap(b, MUL, strict=True), HAD
+
+    def _print_row(self, e: Node) -> tuple[str, int]:
+        a = e.args[0]
+        if a.ndim == 1:
+            return self.row(a), POSTFIX
+        return self._print_vec(e)[0] + self.T, POSTFIX
+
+    def _print_col(self, e: Node) -> tuple[str, int]:
+        a = e.args[0]
+        return self.prec(a) if a.ndim == 1 else self._print_vec(e)
+
+    def _print_vec(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("vec"), self.doprint(e.args[0])), ATOM
+
+
+def _transposed(a: Node) -> Node:
+    from .simplify import simplify  # deferred: simplify does not need printing
+
+    return simplify(Node("T", (a,), None, tuple(reversed(a.shape))))
+
+
+class TextPrinter(MathPrinter):
+    """Plain Unicode for a terminal: 2 Aᵀ(A x - b)."""
+
+    SYMBOLS: ClassVar[dict[str, str]] = {"sigmoid": "σ"}
+    PRIMES = ("", "′", "″", "‴")
+
+    def fname(self, name: str, order: int) -> str:
+        return self.SYMBOLS.get(name, name) + (self.PRIMES[order] if order < 4 else f"^({order})")
+
+    def join(self, left: str, right: str) -> str:
+        return left + ("" if right.startswith("(") else self.TIMES) + right
+
+
+class LatexPrinter(MathPrinter):
+    """LaTeX with amsmath: bold vectors, \\odot, \\otimes, \\operatorname{diag}.
+
+    ``transpose`` is ``"top"`` (A^{\\top}, the default) or ``"T"`` (A^T).
+    """
+
+    HADAMARD = " \\odot "
+    KRON = " \\otimes "
+    TIMES = " "
+    ONES = "\\mathbf{1}"
+    EYE = "I"
+    INV = "^{-1}"
+    SQUARED = "^{2}"
+
+    def __init__(self, names: Mapping[Node, str] | None = None, transpose: str = "top") -> None:
+        super().__init__(names)
+        if transpose not in ("top", "T"):
+            raise ValueError(f"transpose must be 'top' or 'T', got {transpose!r}")
+        mark = "\\top" if transpose == "top" else "T"
+        self.T = f"^{{{mark}}}"
+        self.INV_T = f"^{{-{mark}}}"
+
+    def name(self, e: Node) -> str:
+        return latex_name(e.attr[0], vector=len(e.attr[1]) == 1)
+
+    def fname(self, name: str, order: int) -> str:
+        base = FUNCTIONS[name].latex
+        return base + "'" * order if order < 3 else f"{base}^{{({order})}}"
+
+    def op(self, name: str) -> str:
+        known = {"det": "\\det", "log": "\\log", "sqrt": "\\sqrt", "tr": "\\operatorname{tr}"}
+        return known.get(name, f"\\operatorname{{{name}}}")
+
+    def apply(self, f: str, inner: str) -> str:
+        if f == "\\sqrt":
+            return f"\\sqrt{{{inner}}}"
+        return f"{f}\\left({inner}\\right)"
+
+    def power(self, base: str, p: str, hadamard: bool) -> str:
+        mark = "\\circ " if hadamard else ""
+        return f"{base}^{{{mark}{p}}}"
+
+    def norm_text(self, inner: str) -> str:
+        return f"\\left\\| {inner} \\right\\|_2"
+
+    def frac(self, num: str, den: str) -> str:
+        return f"\\frac{{{num}}}{{{den}}}"
+
+    def paren(self, s: str) -> str:
+        return f"\\left({s}\\right)"
+
+    def commutation(self, m: str, n: str) -> str:
+        return f"K_{{{m}{n}}}"
+
+    def dimtext(self, d: sp.Expr) -> str:
+        return sp.latex(d)
+
+
+def latex_name(name: str, vector: bool) -> str:
+    """W1 -> W_{1}, x -> \\mathbf{x}, b_out -> \\mathbf{b}_{\\mathrm{out}}."""
+    base, _, sub = name.partition("_")
+    digits = ""
+    while len(base) > 1 and base[-1].isdigit():
+        digits = base[-1] + digits
+        base = base[:-1]
+    sub = sub or digits
+    core = f"\\mathbf{{{base}}}" if vector else base
+    if sub:
+        sub = sub if sub.isdigit() else f"\\mathrm{{{sub}}}"
+        return f"{core}_{{{sub}}}"
+    return core

@@ -20,8 +20,20 @@ from .ir import Node, const, node
 # ----- SymPy functions that SymPy lacks -----
 
 
-class sigmoid(sp.Function):  # noqa: N801 - a function name, as written in formulas
+class _Named(sp.Function):
+    """A scalar function printed in LaTeX as ``tex``, as in formulas."""
+
+    tex = ""
+
+    def _latex(self, printer: object, exp: object = None) -> str:
+        base = self.tex + r"\left(" + printer._print(self.args[0]) + r"\right)"
+        return base if exp is None else f"{base}^{{{exp}}}"
+
+
+class sigmoid(_Named):  # noqa: N801 - named as in formulas
     """sigma(x) = 1 / (1 + exp(-x)); sigma' = sigma (1 - sigma)."""
+
+    tex = r"\sigma"
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         s = sigmoid(self.args[0])
@@ -34,8 +46,10 @@ class sigmoid(sp.Function):  # noqa: N801 - a function name, as written in formu
         return self.rewrite(sp.exp)._eval_evalf(prec)
 
 
-class step(sp.Function):  # noqa: N801
+class step(_Named):  # noqa: N801 - named as in formulas
     """The derivative of relu: 1 for x > 0, else 0 (the subgradient 0 at x = 0)."""
+
+    tex = r"\operatorname{step}"
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sp.S.Zero
@@ -45,8 +59,10 @@ class step(sp.Function):  # noqa: N801
         return sp.Float(1 if x > 0 else 0, prec) if x.is_number else None
 
 
-class relu(sp.Function):  # noqa: N801
+class relu(_Named):  # noqa: N801 - named as in formulas
     """max(x, 0)."""
+
+    tex = r"\operatorname{relu}"
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return step(self.args[0])
@@ -56,8 +72,10 @@ class relu(sp.Function):  # noqa: N801
         return sp.Max(x, 0) if x.is_number else None
 
 
-class softplus(sp.Function):  # noqa: N801
+class softplus(_Named):  # noqa: N801 - named as in formulas
     """log(1 + exp(x)); softplus' = sigma."""
+
+    tex = r"\operatorname{softplus}"
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sigmoid(self.args[0])

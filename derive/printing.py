@@ -428,7 +428,11 @@ class MathPrinter(Printer):
         return self.join(left, self.wrap(b, MUL)), MUL
 
     def row(self, v: Node) -> str:
-        """A 1-D vector written as a row: x -> x^T, A y -> y^T A^T."""
+        """A 1-D vector written as a row: x -> x^T, A y -> y^T A^T, 2 A y -> 2 y^T A^T."""
+        c, rest = split_coef(v)
+        if c != 1 and rest.ndim == 1:
+            body = self.row(rest)
+            return "-" + body if c == -1 else self.join(self.number(c)[0], body)
         if v.op == "matmul" and v.args[0].ndim == 2 and v.args[1].ndim == 1:
             return self.join(self.row(v.args[1]), self.wrap(_transposed(v.args[0]), MUL))
         return self.wrap(v, POSTFIX, strict=True) + self.T

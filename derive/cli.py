@@ -1,0 +1,167 @@
+"""The ``derive`` command: print the matrix form, write the files.
+
+Exit status: 0 success (or a claim that holds), 1 a claim that fails,
+2 bad input (one line on stderr, nothing written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .check import check
+from .core import derive
+from .errors import DeriveError
+from .render import GENERATED_MARK
+from .writeup import FORMATS, documents
+
+USAGE = (
+    "derive EXPR --wrt VAR [--wrt VAR] [--shape NAME=DIMS]... [--layout numerator|denominator]\n"
+    "              [--name NAME] [-o DIR] [--format tex,md,py] [--check CLAIM]"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise DeriveError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="derive", usage=USAGE, description="Matrix calculus, derived as on paper and proven.")
+    p.add_argument("expr", help="the expression, in numpy syntax, e.g. 'norm(A @ x - b)**2'")
+    p.add_argument("--wrt", action="append", required=True, help="variable; give it twice for a second derivative")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS", help="e.g. A=4,3 or A=m,n or c=")
+    p.add_argument("--layout", choices=["numerator", "denominator"], default=None)
+    p.add_argument("--name", default=None, help="base name of the files and functions (default from EXPR)")
+    p.add_argument("-o", "--output", default="output", metavar="DIR", help="where to write (default: output)")
+    p.add_argument("--format", default=",".join(FORMATS), help="comma-separated: tex, md, py (default all)")
+    p.add_argument("--check", metavar="CLAIM", help="check a claimed derivative instead of writing files")
+    p.add_argument("--size", action="append", default=[], metavar="DIM=N", help="sizes for the write-up's expansion")
+    p.add_argument("--transpose", choices=["top", "T"], default="top", help="write transposes as ^\\top or ^T")
+    p.add_argument("--expanded", action="store_true", help="write sigma' as sigma (1 - sigma), tanh' as 1 - tanh^2")
+    p.add_argument("--force", action="store_true", help="overwrite files that derive did not make")
+    return p
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int | str, ...]]:
+    """NAME=DIMS: ``A=4,3``, ``A=m,n``, ``c=`` (a scalar)."""
+    name, eq, dims = text.partition("=")
+    if not eq or not name.strip():
+        raise DeriveError(f"--shape {text!r}: expected NAME=DIMS, e.g. A=4,3")
+    parts = [d.strip() for d in dims.split(",")] if dims.strip() else []
+    out: list[int | str] = []
+    for d in parts:
+        if re.fullmatch(r"\d+", d):
+            out.append(int(d))
+        elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", d):
+            out.append(d)
+        else:
+            raise DeriveError(f"--shape {text!r}: {d!r} is neither a size nor a dimension name")
+    return name.strip(), tuple(out)
+
+
+def parse_size(text: str) -> tuple[str, int]:
+    name, eq, n = text.partition("=")
+    if not eq or not re.fullmatch(r"[1-9]\d?", n.strip()):
+        raise DeriveError(f"--size {text!r}: expected DIM=N with N from 1 to 99, e.g. n=3")
+    return name.strip(), int(n)
+
+
+def default_name(expr: str, wrt: Sequence[str]) -> str:
+    """A file and function name from the expression: 'norm(A@x-b)**2' by x -> 'norm_A_x_b_2_by_x'."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", expr).strip("_")[:40].strip("_") or "f"
+    slug = slug if slug[0].isalpha() else "f_" + slug
+    return f"{slug}_by_{'_'.join(wrt)}"
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    wanted = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in wanted if f not in FORMATS]
+    if bad or not wanted:
+        raise DeriveError(f"--format: unknown format {bad[0] if bad else text!r}; choose from {', '.join(FORMATS)}")
+    return wanted
+
+
+def write_all(files: dict[str, str], directory: Path, force: bool) -> list[Path]:
+    """Write every file atomically (temporary file, then rename); all or nothing.
+
+    Refuses a directory it cannot write and, without ``force``, a file that
+    exists and was not made by derive.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DeriveError(f"cannot create the output directory {str(directory)!r}: {e.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise DeriveError(f"cannot write to the output directory {str(directory)!r}")
+    targets = [directory / n for n in files]
+    for t in targets:
+        if t.exists() and not force and GENERATED_MARK not in t.read_text(errors="replace")[:400]:
+            raise DeriveError(f"{str(t)!r} exists and was not made by derive; use --force to overwrite it")
+    temps: list[tuple[str, Path]] = []
+    try:
+        for t in targets:
+            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(files[t.name])
+            temps.append((tmp, t))
+        for tmp, t in temps:
+            os.replace(tmp, t)
+    except OSError as e:
+        raise DeriveError(f"cannot write to {str(directory)!r}: {e.strerror}") from None
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return targets
+
+
+def run(argv: Sequence[str]) -> int:
+    args = parser().parse_args(argv)
+    if len(args.wrt) > 2:
+        raise DeriveError("--wrt may be given at most twice (a second derivative)")
+    shapes = dict(parse_shape(s) for s in args.shape)
+    wrt = args.wrt[0] if len(args.wrt) == 1 else tuple(args.wrt)
+    if args.check is not None:
+        verdict = check(args.expr, wrt, args.check, shapes)
+        print(verdict.message)
+        return 0 if verdict.ok else 1
+    formats = _formats(args.format)
+    sizes = dict(parse_size(s) for s in args.size)
+    name = args.name or default_name(args.expr, args.wrt)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", name):
+        raise DeriveError(f"--name {name!r} must be a Python identifier")
+    d = derive(args.expr, wrt, shapes, layout=args.layout, primes=not args.expanded)
+    print(d)
+    if d.form is None:
+        return 0
+    if d.proof.status == "refuted" or (d.numeric is not None and not d.numeric.ok):
+        print("derive: the matrix form failed its own check; nothing written", file=sys.stderr)
+        return 1
+    files = documents(d, name, formats, sizes, args.transpose)
+    for path in write_all(files, Path(args.output), args.force):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``derive`` command."""
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except DeriveError as e:
+        print(f"derive: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("derive: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,7 @@ from .printing import NUMPY_HELPERS, NumpyPrinter, TextPrinter
 from .render import GENERATED_MARK, render
 
 _CHEAP = {"var", "const", "eye", "ones"}
+KIND_NAMES = {"gradient": "gradient", "jacobian": "Jacobian", "hessian": "Hessian"}
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def module(spec: Spec, name: str = "f") -> str:
         {
             "name": deriv_name,
             "params": params,
-            "doc": f"The {spec.kind} of {name} by {by}: {formula}\n\n"
+            "doc": f"The {KIND_NAMES[spec.kind]} of {name} by {by}: {formula}\n\n"
             f"    Shapes: {shapes}. Returns shape {out_shape} (value shape + variable shape).\n    ",
             "body": prelude + _body([spec.form], spec, helpers, [_finish(spec)]),
         },
@@ -157,7 +158,7 @@ def module(spec: Spec, name: str = "f") -> str:
     ordered = [h for h in NUMPY_HELPERS if h in helpers]
     return render(
         "module.py.j2",
-        title=f"The {spec.kind} of {spec.expr} by {by}.",
+        title=f"The {KIND_NAMES[spec.kind]} of {spec.expr} by {by}.",
         mark=GENERATED_MARK,
         expr=spec.expr,
         shapes=shapes,

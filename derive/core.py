@@ -30,6 +30,7 @@ from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify, zeros
 
 LAYOUTS = ("numerator", "denominator")
+KIND_NAMES = {"gradient": "gradient", "jacobian": "Jacobian", "hessian": "Hessian"}
 NUMERIC_TOLERANCE = 1e-6
 
 VEC_CONVENTION = "vec stacks columns (column-major), so vec(A dX B) = (Bᵀ ⊗ A) vec(dX)."
@@ -120,7 +121,7 @@ class Derivation:
 
     def __str__(self) -> str:
         by = " and ".join(self.wrt)
-        lines = [f"{self.kind} of {self.expr} by {by}:", f"  {self.text}", f"  {self.convention}"]
+        lines = [f"{KIND_NAMES[self.kind]} of {self.expr} by {by}:", f"  {self.text}", f"  {self.convention}"]
         lines.append(f"  proof: {self.proof}")
         if self.numeric is not None:
             lines.append(f"  numeric: {self.numeric}")

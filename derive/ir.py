@@ -215,7 +215,13 @@ def var(name: str, shape: Shape) -> Node:
 
 
 def const(value: Any) -> Node:
-    return node("const", attr=sp.nsimplify(value) if isinstance(value, float) else sp.S(value))
+    """A number; a division by zero (or any non-finite result) is the user's error."""
+    v = sp.nsimplify(value) if isinstance(value, float) else sp.S(value)
+    if not v.is_finite:
+        from .errors import DeriveError
+
+        raise DeriveError("the expression divides by zero (a constant part of it is not finite)")
+    return node("const", attr=v)
 
 
 def eye(n: Dim) -> Node:

@@ -89,7 +89,6 @@ CALLS: dict[str, tuple[Callable[..., Node], int, tuple[str, ...]]] = {
     **{
         name: (_fn(name), 1, NUMPY if name in {"exp", "log", "sqrt", "sin", "cos", "tanh"} else ("",))
         for name in FUNCTIONS
-        if name != "step"
     },
 }
 
@@ -103,8 +102,15 @@ def _column(text: str, n: ast.AST) -> tuple[int, int]:
 class _Walker:
     """Turns an ``ast`` tree into a Node while unifying dimensions."""
 
-    def __init__(self, text: str, declared: Mapping[str, Shape], entries: Mapping[str, sp.Symbol] | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        declared: Mapping[str, Shape],
+        entries: Mapping[str, sp.Symbol] | None,
+        shift: tuple[int, int] = (0, 0),
+    ) -> None:
         self.text = text
+        self.shift = shift
         self.declared = declared
         self.entries = entries
         self.parent: dict[sp.Basic, sp.Basic] = {}
@@ -115,6 +121,8 @@ class _Walker:
 
     def fail(self, n: ast.AST, message: str, error: type[DeriveError] = DeriveError) -> DeriveError:
         line, col = _column(self.text, n)
+        col = col + self.shift[1] if line == 1 else col
+        line += self.shift[0]
         where = f"line {line}, " if line > 1 else ""
         return error(f"{where}column {col}: {message}") if where else error(message, col)
 
@@ -212,6 +220,8 @@ class _Walker:
         if make is None:
             raise self.fail(n, f"the operator in '{self.snippet(n)}' is not allowed")
         a, b = self.walk(n.left), self.walk(n.right)
+        if isinstance(n.op, ast.Div) and ir.is_const(b, 0):
+            raise self.fail(n, f"division by zero in '{self.snippet(n)}'")
         return self.build(n, lambda: make(a, b), (n.left, a), (n.right, b))
 
     def power(self, n: ast.BinOp) -> Node:
@@ -219,6 +229,8 @@ class _Walker:
         exponent = self.walk(n.right)
         if not ir.is_const(exponent):
             raise self.fail(n.right, "an exponent must be a number")
+        if ir.is_const(base, 0) and exponent.attr < 0:
+            raise self.fail(n, f"division by zero in '{self.snippet(n)}'")
         return node("pow", base, attr=exponent.attr)
 
     def _Attribute(self, n: ast.Attribute) -> Node:
@@ -324,7 +336,10 @@ def _describe(n: ast.AST) -> str:
         ast.Slice: "a slice",
     }
     if isinstance(n, ast.Constant):
-        return f"a {type(n.value).__name__} constant"
+        kinds = {str: "a string", bytes: "a bytes string", bool: "a boolean", complex: "a complex number"}
+        if n.value is None or n.value is Ellipsis:
+            return repr(n.value) if n.value is None else "'...'"
+        return kinds.get(type(n.value), f"a {type(n.value).__name__} constant")
     return names.get(type(n), f"'{type(n).__name__}'")
 
 
@@ -340,12 +355,14 @@ def _depth(tree: ast.AST) -> int:
 def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, Shape]:
     """Validate user shapes: names to tuples of positive ints or dimension names."""
     out: dict[str, Shape] = {}
+    if shapes is not None and not isinstance(shapes, Mapping):
+        raise DeriveError(f"shapes must be a dict of names to tuples, got {type(shapes).__name__}")
     for name, dims in (shapes or {}).items():
         if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
             raise DeriveError(f"shape given for {name!r}, which is not a variable name")
         if isinstance(dims, int | str | sp.Basic):
             dims = (dims,)
-        if not isinstance(dims, Sequence) or len(dims) > 4:
+        if not isinstance(dims, Sequence) or isinstance(dims, bytes) or len(dims) > 4:
             raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {dims!r}")
         shape = []
         for d in dims:
@@ -386,16 +403,22 @@ def parse(
     if "\x00" in text:
         raise DeriveError("the expression contains a NUL character", text.index("\x00") + 1)
     declared = parse_shapes(shapes)
+    body = text.strip()
+    lead = text[: len(text) - len(text.lstrip())]
+    shift = (lead.count("\n"), len(lead) - lead.rfind("\n") - 1)  # where the stripped text starts
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(body, mode="eval")
     except SyntaxError as e:
-        col = e.offset if e.offset else None
-        raise DeriveError(f"syntax error: {e.msg}", col) from None
+        line, col = (e.lineno or 1), (e.offset or 1)
+        col = col + shift[1] if line == 1 else col
+        line += shift[0]
+        where = f"line {line}, column {col}" if line > 1 else f"column {col}"
+        raise DeriveError(f"{where}: syntax error: {e.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise DeriveError(f"the expression is nested too deeply (limit {MAX_DEPTH})") from None
     if _depth(tree) > MAX_DEPTH:
         raise DeriveError(f"the expression is nested more than {MAX_DEPTH} deep (derive.parse.MAX_DEPTH)")
-    w = _Walker(text.strip(), declared, entries)
+    w = _Walker(body, declared, entries, shift)
     expr = w.walk(tree)
     expr, resolved = w.resolve(expr)
     return Problem(text.strip(), expr, resolved)

@@ -382,7 +382,7 @@ class MathPrinter(Printer):
             return self.prec(rest)
         if rest.op == "const" and rest.attr == 1:
             return self.number(c)
-        body = self.wrap(rest, MUL, strict=rest.op == "mul")
+        body = self.wrap(rest, MUL, strict=_is_hadamard(rest))
         if c == -1:
             return "-" + body, UNARY
         return self.join(self.number(c)[0], body), MUL
@@ -396,7 +396,7 @@ class MathPrinter(Printer):
         tensors = [f for f in factors if f.shape != ()]
         text = [self.wrap(f, MUL, strict=True) for f in scalars]
         if len(tensors) == 1:
-            text.append(self.wrap(tensors[0], MUL, strict=bool(scalars)))
+            text.append(self.wrap(tensors[0], MUL))
         elif tensors:
             hadamard = self.HADAMARD.join(self.wrap(f, MUL, strict=True) for f in tensors)
             if not scalars:
@@ -496,6 +496,10 @@ class MathPrinter(Printer):
 
     def _print_vec(self, e: Node) -> tuple[str, int]:
         return self.apply(self.op("vec"), self.doprint(e.args[0])), ATOM
+
+
+def _is_hadamard(e: Node) -> bool:
+    return e.op == "mul" and sum(f.shape != () for f in flatten_mul(e)) > 1
 
 
 def _transposed(a: Node) -> Node:

@@ -11,6 +11,7 @@ fragment and Markdown templates only lay these out.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ import numpy as np
 import sympy as sp
 
 from . import explicit
-from .core import Derivation, arrange
+from .core import KIND_NAMES, Derivation, arrange
 from .ir import Node, Shape, depends, node, var
 from .printing import LatexPrinter, latex_name
-from .rules import NoRule, gradient, jacobian, normalize
 from .render import GENERATED_MARK, render
+from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify
 
 LONG_ENTRY = 48  # characters of LaTeX beyond which a matrix lists its entries by name
@@ -241,7 +242,7 @@ def _chain(d: Derivation, p: LatexPrinter) -> Section | None:
 
 def _pairs(outer: str, names: list[str], x: str) -> list[tuple[str, str]]:
     seq = [outer, *names, x]
-    return list(zip(seq, seq[1:], strict=False))
+    return list(itertools.pairwise(seq))
 
 
 def _replace(e: Node, old: Node, new: Node) -> Node:
@@ -336,7 +337,6 @@ def _proof(d: Derivation) -> Section:
 # ----- files -----
 
 FORMATS = ("tex", "md", "py")
-KIND_NAMES = {"gradient": "gradient", "jacobian": "Jacobian", "hessian": "Hessian"}
 _TEX_ESCAPES = {
     "\\": r"\textbackslash{}",
     "_": r"\_",

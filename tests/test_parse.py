@@ -146,7 +146,6 @@ BAD = [
     bad("x\x00", "column 2", "NUL", id="nul"),
     bad("\x00", "column 1", "NUL", id="nul-alone"),
     bad("x" * 5000, "5000", id="5000-chars"),
-    bad("(" * 200 + "x" + ")" * 200, "nested", id="200-parentheses"),
     bad("(" * 201 + "x" + ")" * 201, "nested", id="201-parentheses"),
     bad("exp(" * 200 + "x" + ")" * 200, "nested", id="200-calls"),
     bad("-" * 1000 + "x", "nested", id="1000-minus"),
@@ -243,6 +242,7 @@ def test_division_by_zero_is_a_derive_error(text: str) -> None:
         ("numpy.linalg.inv(A) @ x", 1, ["A", "x"]),
         ("sum(softmax(x) * log(x))", 0, ["x"]),
         ("logsumexp(x) + trace(A.T @ A)", 0, ["x", "A"]),
+        ("(" * 200 + "x" + ")" * 200, 1, ["x"]),  # parentheses add no nesting work
     ],
 )
 def test_accepted(text: str, rank: int, names: list[str]) -> None:

@@ -136,9 +136,8 @@ def _sizes_from_entries(problem: Problem, used: Mapping[str, tuple[str, tuple[in
         for d, i in zip(problem.shapes[name], index, strict=True):
             if isinstance(d, sp.Symbol):
                 sizes[d] = max(sizes.get(d, 1), i)
-    return explicit.choose_sizes(problem.shapes, sizes) | {
-        d: 2 for s in problem.shapes.values() for d in s if isinstance(d, sp.Symbol) and d not in sizes
-    }
+    dims = dict.fromkeys(d for s in problem.shapes.values() for d in s if isinstance(d, sp.Symbol))
+    return {d: sizes.get(d, 2) for d in dims}
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

@@ -59,7 +59,7 @@ def symbols_for(name: str, letter: str, shape: tuple[int, ...]) -> np.ndarray:
     for idx in np.ndindex(*shape):
         ones = [str(i + 1) for i in idx]
         label = letter + ("_" + "_".join(ones) if big else "".join(ones)) if idx else letter
-        out[idx] = sp.Symbol(label, real=True)
+        out[idx] = sp.Symbol(label)
     return out if shape else out[()]
 
 
@@ -103,9 +103,30 @@ def _commutation(m: int, n: int) -> np.ndarray:
     return _obj(k).astype(object) * sp.Integer(1)
 
 
+def _total(a: object) -> sp.Expr:
+    """The sum of all entries, built at once (numpy's pairwise sum is quadratic here)."""
+    return sp.Add(*_obj(a).ravel())
+
+
+def _matmul(a: object, b: object) -> np.ndarray:
+    """numpy's @ on object arrays, but each entry a single SymPy Add."""
+    a, b = _obj(a), _obj(b)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    out = np.empty((a2.shape[0], b2.shape[1]), dtype=object)
+    for i in range(a2.shape[0]):
+        for j in range(b2.shape[1]):
+            out[i, j] = sp.Add(*[x * y for x, y in zip(a2[i], b2[:, j], strict=True)])
+    if a.ndim == 1:
+        out = out[0]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return out if out.ndim else out[()]
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = _map(sp.exp, z)
-    return e / sum(e)
+    return e / _total(e)
 
 
 def _pow(a: np.ndarray, p: sp.Expr) -> np.ndarray:
@@ -113,7 +134,7 @@ def _pow(a: np.ndarray, p: sp.Expr) -> np.ndarray:
 
 
 def _norm(a: np.ndarray) -> sp.Expr:
-    return sp.sqrt(sum(v**2 for v in _obj(a).ravel()))
+    return sp.sqrt(sp.Add(*[v**2 for v in _obj(a).ravel()]))
 
 
 def _diag(a: np.ndarray) -> np.ndarray:
@@ -131,17 +152,17 @@ EVAL: dict[str, Callable[..., np.ndarray]] = {
     "mul": lambda e, s, a, b: a * b,
     "pow": lambda e, s, a: _pow(a, e.attr),
     "fn": lambda e, s, a: _map(lambda v: sympy_value(e.attr[0], e.attr[1], v), a),
-    "matmul": lambda e, s, a, b: _obj(a) @ _obj(b),
+    "matmul": lambda e, s, a, b: _matmul(a, b),
     "T": lambda e, s, a: _obj(a).T,
     "inv": lambda e, s, a: _obj(_matrix(a).inv().tolist()),
     "det": lambda e, s, a: _matrix(a).det(),
     "logdet": lambda e, s, a: sp.log(_matrix(a).det()),
     "trace": lambda e, s, a: np.trace(_obj(a)),
-    "sum": lambda e, s, a: sum(_obj(a).ravel()),
+    "sum": lambda e, s, a: _total(a),
     "norm": lambda e, s, a: _norm(a),
     "softmax": lambda e, s, a: _softmax(a),
     "logsoftmax": lambda e, s, a: _map(sp.log, _softmax(a)),
-    "logsumexp": lambda e, s, a: sp.log(sum(_map(sp.exp, a))),
+    "logsumexp": lambda e, s, a: sp.log(_total(_map(sp.exp, a))),
     "diag": lambda e, s, a: _diag(a),
     "outer": lambda e, s, a, b: np.outer(_obj(a), _obj(b)),
     "kron": lambda e, s, a, b: np.kron(_obj(a), _obj(b)),

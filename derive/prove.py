@@ -49,7 +49,7 @@ class Proof:
         return self.status == "proven"
 
     def __str__(self) -> str:
-        at = " x ".join(f"{k}={v}" for k, v in self.sizes.items()) or "scalars"
+        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "scalars"
         return f"{self.status}: {self.method} ({self.entries} entries at {at}, {self.seconds:.2f} s)"
 
 

@@ -210,7 +210,7 @@ def _chain(d: Derivation, p: LatexPrinter) -> Section | None:
     outer = "F" if e.shape == () else _value_name(d)
     current = e
     while pool:
-        deps = [a for a in current.args if depends(a, name)]
+        deps = list(dict.fromkeys(a for a in current.args if depends(a, name)))  # x @ x: one inner
         if len(deps) != 1 or deps[0].op == "var" or current.op == "var":
             break
         inner = deps[0]
@@ -308,7 +308,7 @@ def _update(d: Derivation, p: LatexPrinter) -> Section:
     x = p.doprint(var(d.wrt[0], d.shapes[d.wrt[0]]))
     g = p.doprint(arrange(d.form, d.kind, "denominator", d.shapes[d.wrt[0]]))
     s.say("With a learning rate $\\gamma$, each step moves against the gradient:")
-    s.show(f"{x} \\leftarrow {x} - \\gamma \\, {g}")
+    s.show(f"{x} \\leftarrow {x} - \\gamma \\, \\nabla_{{{x}}} F = {x} - \\gamma \\left({g}\\right)")
     return s
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .ir import Node, Shape, topo
+from .ir import Node, Shape, node, topo
 from .printing import NUMPY_HELPERS, NumpyPrinter, TextPrinter
 from .render import GENERATED_MARK, render
 
@@ -34,6 +34,7 @@ class Spec:
     wrt: tuple[str, ...]
     shapes: dict[str, Shape]
     convention: str
+    vec_form: bool = False  # return the Kronecker/vec matrix itself, not the jax-layout array
 
 
 def shared(roots: list[Node]) -> list[Node]:
@@ -99,22 +100,22 @@ def _body(roots: list[Node], spec: Spec, printer_helpers: list[str], finish: lis
 
 
 def _finish(spec: Spec) -> str:
-    """How the derivative's text becomes the returned array."""
+    """How the derivative's text becomes the returned array: a column keeps its orientation."""
     v = spec.wrt[0]
-    if spec.kind == "gradient":
-        return "np.reshape({}, " + f"{v}_shape)" if len(spec.shapes[v]) == 1 else "{}"
-    out = spec.shapes[spec.wrt[0]] if spec.kind == "hessian" else _value_shape(spec)
+    if spec.kind == "gradient" and len(spec.shapes[v]) == 1:
+        return "np.reshape({}, " + f"{v}_shape)"
+    return "{}"
+
+
+def derivative(spec: Spec) -> Node:
+    """The derivative as code computes it: the jax.jacobian layout, unless ``vec_form``."""
+    if spec.kind == "gradient" or spec.vec_form:
+        return spec.form
+    out = spec.shapes[spec.wrt[0]] if spec.kind == "hessian" else spec.value.shape
     tail = spec.shapes[spec.wrt[-1]]
     if len(out) <= 1 and len(tail) <= 1:
-        return "{}"
-    dims = _dims(spec.shapes)
-    p = NumpyPrinter(dims)
-    target = ", ".join(p.dim(d) for d in out + tail)
-    return "np.reshape({}, (" + target + '), order="F")'
-
-
-def _value_shape(spec: Spec) -> Shape:
-    return spec.value.shape
+        return spec.form
+    return node("unvec", spec.form, attr=(tuple(out), tuple(tail)))
 
 
 def module(spec: Spec, name: str = "f") -> str:
@@ -134,6 +135,9 @@ def module(spec: Spec, name: str = "f") -> str:
     shapes = ", ".join(f"{n} {shape_text(s)}" for n, s in spec.shapes.items())
     by = " and ".join(spec.wrt)
     out_shape = _result_shape(spec)
+    layout = "the Kronecker/vec matrix, numerator layout" if spec.vec_form else "value shape + variable shape"
+    if spec.vec_form and spec.kind != "gradient":
+        layout += "; " + spec.convention.split("; ", 1)[-1].rstrip(".")
     fns = [
         {
             "name": name,
@@ -145,14 +149,14 @@ def module(spec: Spec, name: str = "f") -> str:
             "name": deriv_name,
             "params": params,
             "doc": f"The {KIND_NAMES[spec.kind]} of {name} by {by}: {formula}\n\n"
-            f"    Shapes: {shapes}. Returns shape {out_shape} (value shape + variable shape).\n    ",
-            "body": prelude + _body([spec.form], spec, helpers, [_finish(spec)]),
+            f"    Shapes: {shapes}. Returns shape {out_shape} ({layout}).\n    ",
+            "body": prelude + _body([derivative(spec)], spec, helpers, [_finish(spec)]),
         },
         {
             "name": both_name,
             "params": params,
             "doc": f"({name}, {deriv_name}) together, sharing the work.\n    ",
-            "body": prelude + _body([spec.value, spec.form], spec, helpers, ["{}", _finish(spec)]),
+            "body": prelude + _body([spec.value, derivative(spec)], spec, helpers, ["{}", _finish(spec)]),
         },
     ]
     ordered = [h for h in NUMPY_HELPERS if h in helpers]
@@ -170,6 +174,8 @@ def module(spec: Spec, name: str = "f") -> str:
 
 
 def _result_shape(spec: Spec) -> str:
+    if spec.vec_form and spec.kind != "gradient":
+        return shape_text(spec.form.shape)
     if spec.kind == "gradient":
         return shape_text(spec.shapes[spec.wrt[0]])
     out = spec.shapes[spec.wrt[0]] if spec.kind == "hessian" else spec.value.shape

@@ -25,7 +25,7 @@ from .gradcheck import directional_error
 from .ir import Node, Shape, node
 from .parse import Problem, parse
 from .printing import LatexPrinter, PrintError, TextPrinter
-from .prove import Proof, prove
+from .prove import Proof, prove, shapes_text
 from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify, zeros
 
@@ -42,7 +42,7 @@ class NumericCheck:
 
     error: float
     directions: int
-    sizes: dict[str, int]
+    shapes: dict[str, tuple[int, ...]]  # each variable's shape in the check
     seed: int
 
     @property
@@ -50,7 +50,7 @@ class NumericCheck:
         return self.error < NUMERIC_TOLERANCE
 
     def __str__(self) -> str:
-        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "scalars"
+        at = shapes_text(self.shapes)
         return (
             f"central differences along {self.directions} random directions (seed {self.seed}, {at}): "
             f"largest relative error {self.error:.1e}"
@@ -94,13 +94,18 @@ class Derivation:
         """The matrix form in plain text, or a plain statement that there is none."""
         if self.display is None:
             return f"no matrix form: {self.note}"
-        return TextPrinter().doprint(self.display)
+        return self._show(TextPrinter())
 
     def latex_form(self, transpose: str = "top") -> str:
         """The matrix form in LaTeX (``transpose``: ``"top"`` or ``"T"``)."""
         if self.display is None:
             raise DeriveError(f"no matrix form to print: {self.note}")
-        return LatexPrinter(transpose=transpose).doprint(self.display)
+        return self._show(LatexPrinter(transpose=transpose))
+
+    def _show(self, p: TextPrinter | LatexPrinter) -> str:
+        """The displayed form; a numerator-layout derivative by a vector is a row."""
+        row = self.kind == "gradient" and self.layout == "numerator" and self.display.ndim == 1
+        return p.row(self.display) if row else p.doprint(self.display)
 
     @cached_property
     def matrix(self) -> sp.Basic | None:
@@ -109,15 +114,18 @@ class Derivation:
 
         return None if self.display is None else to_sympy(self.display)
 
-    def numpy_source(self, name: str = "f") -> str:
-        """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`)."""
+    def numpy_source(self, name: str = "f", vec_form: bool = False) -> str:
+        """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`).
+
+        The derivative has shape value shape + variable shape (as ``jax.jacobian``);
+        ``vec_form=True`` returns the Kronecker/vec matrix of the matrix form instead.
+        """
         if self.form is None:
             raise DeriveError(f"no numpy code without a matrix form: {self.note}")
-        return module(self.spec, name)
-
-    @property
-    def spec(self) -> Spec:
-        return Spec(self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention)
+        spec = Spec(
+            self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention, vec_form
+        )
+        return module(spec, name)
 
     def __str__(self) -> str:
         by = " and ".join(self.wrt)
@@ -127,8 +135,16 @@ class Derivation:
             lines.append(f"  numeric: {self.numeric}")
         return "\n".join(lines)
 
-    def _repr_latex_(self) -> str:
+    def _repr_latex_(self) -> str | None:
+        """Rendered math in Jupyter."""
         return f"$${self.latex_form()}$$" if self.display is not None else None
+
+    def _repr_markdown_(self) -> str:
+        """The result, its convention and its proof, for Jupyter."""
+        by = " and ".join(f"`{n}`" for n in self.wrt)
+        head = f"**{KIND_NAMES[self.kind]} of** `{self.expr}` **by** {by}"
+        body = f"$${self.latex_form()}$$" if self.display is not None else f"No matrix form: {self.note}."
+        return f"{head}\n\n{body}\n\n{self.convention} Proof: {self.proof}."
 
 
 # ----- the pipeline -----
@@ -309,7 +325,7 @@ def _prove(
     names: tuple[str, ...],
     sizes: explicit.Sizes,
 ) -> Proof:
-    shown = {str(k): v for k, v in sizes.items()}
+    shown = {n: explicit.concrete(s, sizes) for n, s in problem.shapes.items()}
     if display is None:
         return Proof("no matrix form", "no rule applies; the element-wise derivative is the answer", shown,
                      int(elementwise.size), 0.0)  # fmt: skip
@@ -368,7 +384,8 @@ def numeric_check(d: Derivation, seed: int = 0, directions: int = 3) -> NumericC
             error = directional_error(f, df, vals, wrt=wrt, directions=directions, seed=seed)
         if np.isfinite(error):
             break
-    return NumericCheck(float(error), directions, {str(k): v for k, v in sizes.items()}, seed)
+    shapes = {n: explicit.concrete(s, sizes) for n, s in d.shapes.items()}
+    return NumericCheck(float(error), directions, shapes, seed)
 
 
 def _grad_fn(d: Derivation, mod: ModuleType) -> object:

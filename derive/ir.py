@@ -194,6 +194,8 @@ SHAPES: dict[str, Callable[[tuple[Node, ...], Any], Shape]] = {
     "row": lambda args, attr: (sp.Integer(1), args[0].size),
     "col": lambda args, attr: (args[0].size, sp.Integer(1)),
     "vec": lambda args, attr: (args[0].size,),
+    # a vec Jacobian (p x q) rearranged to the tensor shape out + in (column-major); for code only
+    "unvec": lambda args, attr: tuple(attr[0]) + tuple(attr[1]),
 }
 
 

@@ -8,10 +8,11 @@ precedence, so parentheses appear only where they are needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter as SympyLatexPrinter
 
 from .functions import FUNCTIONS
 from .ir import Node
@@ -229,6 +230,19 @@ class NumpyPrinter(Printer):
         return self.call(f, e.args[0])
 
     def _print_matmul(self, e: Node) -> tuple[str, int]:
+        chain = _chain(e)
+        if len(chain) > 2 and not any(f in self.names for f in _inner_products(e)):
+            return self.pair(_cheapest(chain, self.size_hint))
+        return self.pair(e)
+
+    def size_hint(self, d: sp.Expr) -> int:
+        """A dimension's size for ordering products: its value, or 1000 when symbolic."""
+        d = sp.S(d)
+        return int(d) if d.is_Integer else 1000
+
+    def pair(self, e: Node) -> tuple[str, int]:
+        if e.op != "matmul":
+            return self.prec(e)
         a, b = e.args
         if a.op == "diag" and a.args[0].ndim == 1:  # diag(v) @ M: scale rows, build no diagonal
             v = self.wrap(a.args[0], POSTFIX)
@@ -236,7 +250,37 @@ class NumpyPrinter(Printer):
             return f"{rows} * {self.wrap(b, MUL, strict=True)}", MUL
         if b.op == "diag" and b.args[0].ndim == 1 and a.ndim == 2:  # M @ diag(v): scale columns
             return f"{self.wrap(a, MUL)} * {self.wrap(b.args[0], MUL, strict=True)}", MUL
-        return f"{self.wrap(a, MUL)} @ {self.wrap(b, MUL, strict=True)}", MUL
+        return f"{self.sub(a, MUL)} @ {self.sub(b, MUL, strict=True)}", MUL
+
+    def sub(self, e: Node, above: int, strict: bool = False) -> str:
+        """An operand of a product, keeping the order chosen for the chain."""
+        if e.op != "matmul" or e in self.names:
+            return self.wrap(e, above, strict)
+        s, p = self.pair(e)
+        return self.paren(s) if p < above or (strict and p == above) else s
+
+    def _print_unvec(self, e: Node) -> tuple[str, int]:
+        """A vec Jacobian as the array jax.jacobian returns (value shape + variable shape).
+
+        A Kronecker product A (x) B whose factors line up with those axes is built by
+        broadcasting, A[i, j] B[k, l] at [k, i, l, j], never as a dense Kronecker matrix.
+        """
+        (j,) = e.args
+        out, tail = e.attr
+        c, core = split_coef(j)
+        if core.op == "kron" and core not in self.names:
+            a, b = core.args
+            rows_a = sp.Integer(1) if a.ndim == 1 else a.shape[0]
+            cols_a = a.shape[-1]
+            if b.ndim == 2 and _splits(out, b.shape[0], rows_a) and _splits(tail, b.shape[1], cols_a):
+                left = self.wrap(b, POSTFIX) + ("[:, None, :, None]" if len(out) == 2 else "[:, :, None]")
+                right = self.wrap(a, POSTFIX) + ("[None, :, None, :]" if a.ndim == 2 else "")
+                body = f"{left} * {right}"
+                if c == 1:
+                    return body, MUL
+                return (f"-({body})", UNARY) if c == -1 else (f"{number(c)} * ({body})", MUL)
+        target = ", ".join(self.dim(d) for d in tuple(out) + tuple(tail))
+        return f'np.reshape({self.doprint(j)}, ({target}), order="F")', ATOM
 
     def _print_T(self, e: Node) -> tuple[str, int]:
         return f"{self.wrap(e.args[0], POSTFIX)}.T", POSTFIX
@@ -291,6 +335,59 @@ class NumpyPrinter(Printer):
 
     def _print_vec(self, e: Node) -> tuple[str, int]:
         return f'np.ravel({self.doprint(e.args[0])}, order="F")', ATOM
+
+
+def _splits(axes: tuple, inner: sp.Expr, outer: sp.Expr) -> bool:
+    """Whether column-major ``axes`` are (inner, outer), an outer of size 1 dropped."""
+    if outer == 1:
+        return len(axes) == 1 and axes[0] == inner
+    return len(axes) == 2 and axes[0] == inner and axes[1] == outer
+
+
+def _chain(e: Node) -> list[Node]:
+    """The factors of a product of products: A @ (B @ x) -> [A, B, x]."""
+    if e.op != "matmul":
+        return [e]
+    return _chain(e.args[0]) + _chain(e.args[1])
+
+
+def _inner_products(e: Node) -> list[Node]:
+    """The sub-products inside a chain (shared ones must keep their grouping)."""
+    if e.op != "matmul":
+        return []
+    return [a for a in e.args if a.op == "matmul"] + [x for a in e.args for x in _inner_products(a)]
+
+
+def _cheapest(factors: list[Node], size: Callable[[sp.Expr], int]) -> Node:
+    """The product of ``factors`` grouped for the fewest multiplications (matrix-chain order)."""
+    dims = []
+    for i, f in enumerate(factors):
+        if f.ndim == 1:
+            dims.append((1, f.shape[0]) if i == 0 else (f.shape[0], 1))
+        else:
+            dims.append(f.shape)
+    n = len(factors)
+    p = [size(dims[0][0])] + [size(d[1]) for d in dims]
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            cost[i][j], split[i][j] = min(
+                (cost[i][k] + cost[k + 1][j] + p[i] * p[k + 1] * p[j + 1], k) for k in range(i, j)
+            )
+
+    def build(i: int, j: int) -> Node:
+        if i == j:
+            return factors[i]
+        left, right = build(i, split[i][j]), build(split[i][j] + 1, j)
+        return Node("matmul", (left, right), None, _product_shape(left, right))
+
+    return build(0, n - 1)
+
+
+def _product_shape(a: Node, b: Node) -> tuple:
+    return a.shape[:-1] + b.shape[1:]
 
 
 # ----- mathematics: LaTeX and plain text -----
@@ -592,3 +689,14 @@ def latex_name(name: str, vector: bool) -> str:
         sub = sub if sub.isdigit() else f"\\mathrm{{{sub}}}"
         return f"{core}_{{{sub}}}"
     return core
+
+
+class EntryLatexPrinter(SympyLatexPrinter):
+    """SymPy's LaTeX for scalar entries, except that an unknown object is an error.
+
+    SymPy's own printer writes an object it does not know as
+    ``\\mathtt{\\text{...}}``, which would put an internal dump in a paper.
+    """
+
+    def emptyPrinter(self, expr: object) -> str:
+        raise PrintError(f"no LaTeX form for {type(expr).__name__}")

@@ -39,7 +39,7 @@ class Proof:
 
     status: str
     method: str
-    sizes: dict[str, int]
+    shapes: dict[str, tuple[int, ...]]  # each variable's concrete shape in the proof
     entries: int
     seconds: float
     mismatches: tuple[Mismatch, ...] = field(default=())
@@ -49,7 +49,7 @@ class Proof:
         return self.status == "proven"
 
     def __str__(self) -> str:
-        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "scalars"
+        at = shapes_text(self.shapes)
         return f"{self.status}: {self.method} ({self.entries} entries at {at}, {self.seconds:.2f} s)"
 
 
@@ -97,9 +97,14 @@ def compare(expected: np.ndarray, got: np.ndarray, seed: int = 0) -> tuple[str, 
     return ("refuted" if bad else "unproven" if undecided else "proven"), bad
 
 
-def prove(expected: np.ndarray, got: np.ndarray, sizes: dict[str, int], what: str) -> Proof:
+def shapes_text(shapes: dict[str, tuple[int, ...]]) -> str:
+    """A 2×3, x 3, c scalar."""
+    return ", ".join(f"{n} {'×'.join(map(str, s)) or 'scalar'}" for n, s in shapes.items())
+
+
+def prove(expected: np.ndarray, got: np.ndarray, shapes: dict[str, tuple[int, ...]], what: str) -> Proof:
     """Compare ``got`` (the matrix form written out) with ``expected`` exactly."""
     t = time.perf_counter()
     status, bad = compare(expected, got)
     method = f"{what} equals the element-wise derivative taken entry by entry with SymPy"
-    return Proof(status, method, sizes, int(np.asarray(expected).size), time.perf_counter() - t, tuple(bad))
+    return Proof(status, method, shapes, int(np.asarray(expected).size), time.perf_counter() - t, tuple(bad))

@@ -22,7 +22,7 @@ import sympy as sp
 from . import explicit
 from .core import KIND_NAMES, Derivation, arrange
 from .ir import Node, Shape, depends, node, var
-from .printing import LatexPrinter, latex_name
+from .printing import EntryLatexPrinter, LatexPrinter, latex_name
 from .render import GENERATED_MARK, render
 from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify
@@ -82,9 +82,10 @@ class _Entries:
             arr = np.asarray(a, dtype=object)
             for idx in np.ndindex(*arr.shape):
                 self.names[arr[idx]] = _entry_latex(n, letters[n], tuple(i + 1 for i in idx))
+        self.printer = EntryLatexPrinter({"symbol_names": self.names})
 
     def latex(self, e: object) -> str:
-        return sp.latex(sp.S(e), symbol_names=self.names)
+        return self.printer.doprint(sp.S(e))
 
     def matrix(self, a: object) -> str:
         """A bmatrix (a vector is a column); a scalar as it is."""
@@ -312,23 +313,31 @@ def _update(d: Derivation, p: LatexPrinter) -> Section:
     return s
 
 
+def _at(shapes: Mapping[str, tuple[int, ...]], d: Derivation) -> str:
+    p = LatexPrinter()
+    parts = []
+    for n, s in shapes.items():
+        size = " \\times ".join(map(str, s)) if s else "1"
+        parts.append(f"${p.doprint(var(n, d.shapes[n]))}$ of size ${size}$")
+    return ", ".join(parts)
+
+
 def _proof(d: Derivation) -> Section:
     s = Section("What was proven")
     pr = d.proof
-    at = ", ".join(f"${k} = {v}$" for k, v in pr.sizes.items()) or "the declared sizes"
+    at = _at(pr.shapes, d)
     if pr.status == "proven":
         s.say(
-            f"The matrix form, written out entry by entry at {at}, equals the element-wise derivative taken "
-            f"with SymPy, exactly: all {pr.entries} entries agree (their difference expands to zero)."
+            f"The matrix form, written out entry by entry with {at}, equals the element-wise derivative "
+            f"taken with SymPy, exactly: all {pr.entries} entries agree (their difference expands to zero)."
         )
     else:
-        s.say(f"Proof status: {pr.status} at {at} ({pr.method}).")
+        s.say(f"Proof status: {pr.status}, with {at} ({pr.method}).")
     if d.numeric is not None:
         bound = 10 ** math.ceil(math.log10(max(d.numeric.error, 1e-16)))
-        sizes = ", ".join(f"${k} = {v}$" for k, v in d.numeric.sizes.items())
         s.say(
             f"The generated numpy code agrees with central differences along {d.numeric.directions} random "
-            f"directions at {sizes or 'the declared sizes'}: the largest relative error is below "
+            f"directions, with {_at(d.numeric.shapes, d)}: the largest relative error is below "
             f"$10^{{{round(math.log10(bound))}}}$."
         )
     return s

@@ -30,7 +30,7 @@ def jac_affine_by_W(W, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return np.reshape(np.kron(x, np.eye(W.shape[0])), (W.shape[0], W.shape[0], W.shape[1]), order="F")
+    return np.eye(W.shape[0])[:, :, None] * x
 
 
 def affine_by_W_and_jac(W, x, b):
@@ -38,4 +38,4 @@ def affine_by_W_and_jac(W, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return W @ x + b, np.reshape(np.kron(x, np.eye(W.shape[0])), (W.shape[0], W.shape[0], W.shape[1]), order="F")
+    return W @ x + b, np.eye(W.shape[0])[:, :, None] * x

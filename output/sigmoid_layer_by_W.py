@@ -40,7 +40,7 @@ def jac_sigmoid_layer_by_W(W, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return np.reshape(np.kron(x, np.diag(_dsigmoid(W @ x + b))), (W.shape[0], W.shape[0], W.shape[1]), order="F")
+    return np.diag(_dsigmoid(W @ x + b))[:, :, None] * x
 
 
 def sigmoid_layer_by_W_and_jac(W, x, b):
@@ -49,4 +49,4 @@ def sigmoid_layer_by_W_and_jac(W, x, b):
     x = np.ravel(x)
     b = np.ravel(b)
     t1 = W @ x + b
-    return _sigmoid(t1), np.reshape(np.kron(x, np.diag(_dsigmoid(t1))), (W.shape[0], W.shape[0], W.shape[1]), order="F")
+    return _sigmoid(t1), np.diag(_dsigmoid(t1))[:, :, None] * x

@@ -74,7 +74,7 @@ class Derivation:
     layout: str
     form: Node | None
     display: Node | None
-    elementwise: np.ndarray
+    evidence: explicit.Evidence
     proof: Proof
     numeric: NumericCheck | None
     convention: str
@@ -84,6 +84,11 @@ class Derivation:
     @property
     def expr(self) -> str:
         return self.problem.source
+
+    @cached_property
+    def elementwise(self) -> np.ndarray:
+        """Every partial derivative at the proof's sizes (SymPy expressions), shape value + variable(s)."""
+        return self.evidence.sympy()
 
     @property
     def shapes(self) -> dict[str, Shape]:
@@ -179,8 +184,9 @@ def derive(
         form, note = None, f"{e}; the derivative is given element-wise"
     display = None if form is None else arrange(form, kind, layout, problem.shapes[names[0]])
     sizes = explicit.choose_sizes(problem.shapes)
-    elementwise = elementwise_form(problem, names, sizes)
-    proof = _prove(display, elementwise, kind, layout, problem, names, sizes)
+    env = explicit.environment(problem.shapes, sizes)
+    evidence = explicit.evidence(problem.expr, env, sizes, names)
+    proof = _prove(display, evidence, kind, layout, problem, names, sizes)
     d = Derivation(
         problem=problem,
         wrt=names,
@@ -188,7 +194,7 @@ def derive(
         layout=_layout_name(kind, layout),
         form=form,
         display=display,
-        elementwise=elementwise,
+        evidence=evidence,
         proof=proof,
         numeric=None,
         convention=convention(kind, layout, problem, names),
@@ -318,7 +324,7 @@ def as_tensor(m: object, kind: str, layout: str | None, out: tuple[int, ...], va
 
 def _prove(
     display: Node | None,
-    elementwise: np.ndarray,
+    evidence: explicit.Evidence,
     kind: str,
     layout: str | None,
     problem: Problem,
@@ -328,14 +334,14 @@ def _prove(
     shown = {n: explicit.concrete(s, sizes) for n, s in problem.shapes.items()}
     if display is None:
         return Proof("no matrix form", "no rule applies; the element-wise derivative is the answer", shown,
-                     int(elementwise.size), 0.0)  # fmt: skip
+                     int(evidence.values.size), 0.0)  # fmt: skip
     env = explicit.environment(problem.shapes, sizes)
     got = explicit.evaluate(display, env, sizes)
     first = explicit.concrete(problem.shapes[names[0]], sizes)
     last = explicit.concrete(problem.shapes[names[-1]], sizes)
     out = first if kind == "hessian" else explicit.concrete(problem.expr.shape, sizes)
     got = as_tensor(got, kind, layout, out, last)
-    return prove(elementwise, got, shown, "the matrix form")
+    return prove(evidence, got, shown, "the matrix form")
 
 
 # ----- the numeric side -----

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from .explicit import Evidence
+
 
 @dataclass(frozen=True)
 class Mismatch:
@@ -102,9 +104,17 @@ def shapes_text(shapes: dict[str, tuple[int, ...]]) -> str:
     return ", ".join(f"{n} {'×'.join(map(str, s)) or 'scalar'}" for n, s in shapes.items())
 
 
-def prove(expected: np.ndarray, got: np.ndarray, shapes: dict[str, tuple[int, ...]], what: str) -> Proof:
-    """Compare ``got`` (the matrix form written out) with ``expected`` exactly."""
+def prove(evidence: Evidence, got: np.ndarray, shapes: dict[str, tuple[int, ...]], what: str) -> Proof:
+    """Compare ``got`` (the matrix form written out, SymPy entries) with the evidence, exactly."""
     t = time.perf_counter()
-    status, bad = compare(expected, got)
-    method = f"{what} equals the element-wise derivative taken entry by entry with SymPy"
-    return Proof(status, method, shapes, int(np.asarray(expected).size), time.perf_counter() - t, tuple(bad))
+    expected = evidence.values
+    if evidence.poly is None:
+        status, bad = compare(expected, got)
+    else:  # exact polynomials: equal exactly when their dicts are equal
+        converted = evidence.same_domain(got)
+        wrong = [idx for idx in np.ndindex(*expected.shape) if expected[idx] != converted[idx]]
+        full = evidence.sympy() if wrong else None
+        status = "refuted" if wrong else "proven"
+        bad = [Mismatch(tuple(i + 1 for i in idx), full[idx], sp.S(got[idx])) for idx in wrong]
+    method = f"{what} equals the element-wise derivative ({evidence.method})"
+    return Proof(status, method, shapes, int(expected.size), time.perf_counter() - t, tuple(bad))

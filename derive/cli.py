@@ -7,6 +7,7 @@ Exit status: 0 success (or a claim that holds), 1 a claim that fails,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -14,15 +15,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import progress
 from .check import check
 from .core import derive
 from .errors import DeriveError
+from .limits import LIMITS
 from .render import GENERATED_MARK
 from .writeup import FORMATS, documents
 
 USAGE = (
     "derive EXPR --wrt VAR [--wrt VAR] [--shape NAME=DIMS]... [--layout numerator|denominator]\n"
-    "              [--name NAME] [-o DIR] [--format tex,md,py] [--check CLAIM]"
+    "              [--name NAME] [-o DIR] [--format tex,md,py] [--check CLAIM] [options]"
 )
 
 
@@ -47,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--transpose", choices=["top", "T"], default="top", help="write transposes as ^\\top or ^T")
     p.add_argument("--expanded", action="store_true", help="write sigma' as sigma (1 - sigma), tanh' as 1 - tanh^2")
     p.add_argument("--force", action="store_true", help="overwrite files that derive did not make")
+    p.add_argument("--vec-form", action="store_true", help="generated code returns the Kronecker/vec matrix")
+    p.add_argument("--max-length", type=int, metavar="N", help=f"longest expression (default {LIMITS.length})")
+    p.add_argument("--max-depth", type=int, metavar="N", help=f"deepest nesting (default {LIMITS.depth})")
+    p.add_argument("--max-entries", type=int, metavar="N", help=f"largest proof (default {LIMITS.entries} entries)")
     return p
 
 
@@ -124,7 +131,22 @@ def write_all(files: dict[str, str], directory: Path, force: bool) -> list[Path]
 
 
 def run(argv: Sequence[str]) -> int:
-    args = parser().parse_args(argv)
+    saved = dataclasses.replace(LIMITS)
+    try:
+        return _run(parser().parse_args(argv))
+    finally:
+        for f in dataclasses.fields(LIMITS):
+            setattr(LIMITS, f.name, getattr(saved, f.name))
+
+
+def _run(args: argparse.Namespace) -> int:
+    for field in ("length", "depth", "entries"):
+        value = getattr(args, f"max_{field}")
+        if value is not None:
+            if value < 1:
+                raise DeriveError(f"--max-{field} must be a positive number, got {value}")
+            setattr(LIMITS, field, value)
+    progress.enabled = sys.stderr.isatty()
     if len(args.wrt) > 2:
         raise DeriveError("--wrt may be given at most twice (a second derivative)")
     shapes = dict(parse_shape(s) for s in args.shape)
@@ -145,7 +167,7 @@ def run(argv: Sequence[str]) -> int:
     if d.proof.status == "refuted" or (d.numeric is not None and not d.numeric.ok):
         print("derive: the matrix form failed its own check; nothing written", file=sys.stderr)
         return 1
-    files = documents(d, name, formats, sizes, args.transpose)
+    files = documents(d, name, formats, sizes, args.transpose, vec_form=args.vec_form)
     for path in write_all(files, Path(args.output), args.force):
         print(f"wrote {path}")
     return 0

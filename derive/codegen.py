@@ -17,6 +17,7 @@ import sympy as sp
 
 from .ir import Node, Shape, node, topo
 from .printing import NUMPY_HELPERS, NumpyPrinter, TextPrinter
+from .rules import normalize
 from .render import GENERATED_MARK, render
 
 _CHEAP = {"var", "const", "eye", "ones"}
@@ -121,6 +122,7 @@ def derivative(spec: Spec) -> Node:
 def module(spec: Spec, name: str = "f") -> str:
     """The complete, importable source of the numpy module for ``spec``."""
     params = ", ".join(spec.shapes)
+    value = normalize(spec.value)  # the stable, fused forms: log(sigmoid(z)) -> -softplus(-z)
     vectors = [v for v, s in spec.shapes.items() if len(s) == 1]
     prelude = []
     if spec.kind == "gradient" and len(spec.shapes[spec.wrt[0]]) == 1:
@@ -143,7 +145,7 @@ def module(spec: Spec, name: str = "f") -> str:
             "name": name,
             "params": params,
             "doc": f"{spec.expr}\n\n    Shapes: {shapes}. Returns shape {shape_text(spec.value.shape)}.\n    ",
-            "body": prelude[len(prelude) - len(vectors) :] + _body([spec.value], spec, helpers, ["{}"]),
+            "body": prelude[len(prelude) - len(vectors) :] + _body([value], spec, helpers, ["{}"]),
         },
         {
             "name": deriv_name,
@@ -156,7 +158,7 @@ def module(spec: Spec, name: str = "f") -> str:
             "name": both_name,
             "params": params,
             "doc": f"({name}, {deriv_name}) together, sharing the work.\n    ",
-            "body": prelude + _body([spec.value, derivative(spec)], spec, helpers, ["{}", _finish(spec)]),
+            "body": prelude + _body([value, derivative(spec)], spec, helpers, ["{}", _finish(spec)]),
         },
     ]
     ordered = [h for h in NUMPY_HELPERS if h in helpers]

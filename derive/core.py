@@ -25,6 +25,7 @@ from .gradcheck import directional_error
 from .ir import Node, Shape, node
 from .parse import Problem, parse
 from .printing import LatexPrinter, PrintError, TextPrinter
+from .progress import stage
 from .prove import Proof, prove, shapes_text
 from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify, zeros
@@ -179,14 +180,18 @@ def derive(
     kind = _kind(problem, names)
     note = ""
     try:
-        form = matrix_form(problem, names, kind, primes)
+        with stage("finding the matrix form"):
+            form = matrix_form(problem, names, kind, primes)
     except NoRule as e:
         form, note = None, f"{e}; the derivative is given element-wise"
     display = None if form is None else arrange(form, kind, layout, problem.shapes[names[0]])
     sizes = explicit.choose_sizes(problem.shapes)
     env = explicit.environment(problem.shapes, sizes)
-    evidence = explicit.evidence(problem.expr, env, sizes, names)
-    proof = _prove(display, evidence, kind, layout, problem, names, sizes)
+    at = shapes_text({n: explicit.concrete(s, sizes) for n, s in problem.shapes.items()})
+    with stage(f"taking every partial derivative at {at}"):
+        evidence = explicit.evidence(problem.expr, env, sizes, names)
+    with stage(f"proving the matrix form entry by entry at {at}"):
+        proof = _prove(display, evidence, kind, layout, problem, names, sizes)
     d = Derivation(
         problem=problem,
         wrt=names,
@@ -202,7 +207,8 @@ def derive(
         sizes=sizes,
     )
     if numeric and form is not None:
-        d = _replace(d, numeric=numeric_check(d))
+        with stage("checking the generated code against central differences"):
+            d = _replace(d, numeric=numeric_check(d))
     return d
 
 

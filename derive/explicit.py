@@ -19,8 +19,8 @@ import sympy as sp
 from .errors import DeriveError
 from .functions import sympy_value
 from .ir import Node, Shape
+from .limits import LIMITS, how_to_raise
 
-MAX_ENTRIES = 5000  # symbols in an element-wise proof (derive.explicit.MAX_ENTRIES)
 
 Sizes = dict[sp.Symbol, int]
 Env = dict[str, np.ndarray]
@@ -67,10 +67,10 @@ def symbols_for(name: str, letter: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def environment(shapes: Mapping[str, Shape], sizes: Sizes) -> Env:
     total = sum(int(np.prod(concrete(s, sizes))) for s in shapes.values())
-    if total > MAX_ENTRIES:
+    if total > LIMITS.entries:
         raise DeriveError(
-            f"the element-wise proof would need {total} symbols; the limit is {MAX_ENTRIES}"
-            " (derive.explicit.MAX_ENTRIES); choose smaller sizes"
+            f"the element-wise proof would write out {total} entries; the limit is {LIMITS.entries}"
+            f" ({how_to_raise('entries')}), or declare smaller sizes"
         )
     letters = entry_names(shapes)
     return {n: symbols_for(n, letters[n], concrete(s, sizes)) for n, s in shapes.items()}

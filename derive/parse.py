@@ -23,9 +23,8 @@ from . import ir
 from .errors import DeriveError, ShapeConflict
 from .functions import FUNCTIONS, fn
 from .ir import Node, Shape, ShapeError, node
+from .limits import LIMITS, how_to_raise
 
-MAX_LENGTH = 2000  # characters in an expression
-MAX_DEPTH = 60  # nesting of operations
 MAX_NUMBER = 10**9  # largest literal
 MAX_DIM = 10**6  # largest declared dimension
 DIM_NAMES = ("m", "n", "p", "q", "k", "l", "r", "s", "t", "u", "v", "w", "h", "j")
@@ -394,9 +393,9 @@ def parse(
     """
     if not isinstance(text, str):
         raise DeriveError(f"the expression must be a string, got {type(text).__name__}")
-    if len(text) > MAX_LENGTH:
+    if len(text) > LIMITS.length:
         raise DeriveError(
-            f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH} (derive.parse.MAX_LENGTH)"
+            f"the expression is {len(text)} characters long; the limit is {LIMITS.length} ({how_to_raise('length')})"
         )
     if not text.strip():
         raise DeriveError("the expression is empty")
@@ -415,9 +414,9 @@ def parse(
         where = f"line {line}, column {col}" if line > 1 else f"column {col}"
         raise DeriveError(f"{where}: syntax error: {e.msg}") from None
     except (RecursionError, MemoryError, ValueError):
-        raise DeriveError(f"the expression is nested too deeply (limit {MAX_DEPTH})") from None
-    if _depth(tree) > MAX_DEPTH:
-        raise DeriveError(f"the expression is nested more than {MAX_DEPTH} deep (derive.parse.MAX_DEPTH)")
+        raise DeriveError("the expression is nested too deeply for Python's parser") from None
+    if _depth(tree) > LIMITS.depth:
+        raise DeriveError(f"the expression is nested more than {LIMITS.depth} deep ({how_to_raise('depth')})")
     w = _Walker(body, declared, entries, shift)
     expr = w.walk(tree)
     expr, resolved = w.resolve(expr)

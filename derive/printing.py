@@ -196,6 +196,8 @@ class NumpyPrinter(Printer):
             return self.prec(rest)
         if rest.op == "const" and rest.attr == 1:
             return number(c), ATOM
+        if c == -1:
+            return f"-{self.wrap(rest, UNARY)}", UNARY
         return f"{number(c)} * {self.wrap(rest, MUL, strict=True)}", MUL
 
     def _print_mul(self, e: Node) -> tuple[str, int]:

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .explicit import Evidence
+from .functions import sigmoid, softplus
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def zero_status(d: sp.Expr, rng: random.Random) -> bool | None:
         return True
     if sp.cancel(sp.together(d)) == 0:
         return True
+    if d.has(sigmoid, softplus) and sp.simplify(d.rewrite(sp.exp)) == 0:
+        return True  # sigma(-z) = 1 - sigma(z) needs exp to see
     return _probe(d, rng)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import ir
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, fn
 from .ir import Node, node
 
 Vjp = Callable[[Node, Node, int], Node | None]
@@ -300,7 +300,9 @@ def normalize(e: Node) -> Node:
     """Fuse compositions that have a cleaner rule than their parts.
 
     ||x||^2 -> x @ x (so every way of writing a squared norm gives one
-    answer), log(det(X)) -> logdet(X), log(softmax(z)) -> logsoftmax(z).
+    answer), log(det(X)) -> logdet(X), log(softmax(z)) -> logsoftmax(z),
+    log(sigmoid(z)) -> -softplus(-z), log(sum(exp(z))) -> logsumexp(z). The
+    fused forms are also the numerically stable ones the generated code uses.
     """
     memo: dict[Node, Node] = {}
 
@@ -314,12 +316,20 @@ def normalize(e: Node) -> Node:
             out = mm(x, x) if x.ndim == 1 else node("sum", mul(x, x))
         elif out.op == "fn" and out.attr == ("log", 0) and args[0].op in ("det", "softmax"):
             out = node("logdet" if args[0].op == "det" else "logsoftmax", args[0].args[0])
+        elif out.op == "fn" and out.attr == ("log", 0) and args[0].op == "fn" and args[0].attr == ("sigmoid", 0):
+            out = neg(fn("softplus", neg(args[0].args[0])))  # log sigma(z) = -softplus(-z), finite for any z
+        elif out.op == "fn" and out.attr == ("log", 0) and args[0].op == "sum" and _is_exp(args[0].args[0]):
+            out = node("logsumexp", args[0].args[0].args[0])
         elif out.op == "T" and args[0].ndim < 2:
             out = args[0]
         memo[n] = out
         return out
 
     return go(e)
+
+
+def _is_exp(e: Node) -> bool:
+    return e.op == "fn" and e.attr == ("exp", 0) and e.args[0].ndim == 1
 
 
 def gradient(e: Node, name: str) -> Node | None:

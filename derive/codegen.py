@@ -17,8 +17,8 @@ import sympy as sp
 
 from .ir import Node, Shape, node, topo
 from .printing import NUMPY_HELPERS, NumpyPrinter, TextPrinter
-from .rules import normalize
 from .render import GENERATED_MARK, render
+from .rules import normalize
 
 _CHEAP = {"var", "const", "eye", "ones"}
 KIND_NAMES = {"gradient": "gradient", "jacobian": "Jacobian", "hessian": "Hessian"}

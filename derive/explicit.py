@@ -21,7 +21,6 @@ from .functions import sympy_value
 from .ir import Node, Shape
 from .limits import LIMITS, how_to_raise
 
-
 Sizes = dict[sp.Symbol, int]
 Env = dict[str, np.ndarray]
 

@@ -49,7 +49,7 @@ def shared(roots: list[Node]) -> list[Node]:
             if n in seen:
                 continue
             seen.add(n)
-            for a in set(n.args):
+            for a in n.args:  # x @ x uses x twice
                 uses[a] += 1
     order = []
     for r in roots:

@@ -20,7 +20,8 @@ def least_squares(A, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return (A @ x - b) @ (A @ x - b)
+    t1 = A @ x - b
+    return t1 @ t1
 
 
 def grad_least_squares(A, x, b):

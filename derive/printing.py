@@ -86,10 +86,13 @@ NUMPY_HELPERS: dict[str, str] = {
     "_d2sigmoid": '''def _d2sigmoid(z):
     """sigma''(z) = sigma'(z) (1 - 2 sigma(z))."""
     return _dsigmoid(z) * np.tanh(-z / 2)''',
+    "_dtanh": '''def _dtanh(z):
+    """tanh'(z) = 1 - tanh(z)^2 = sech(z)^2, accurate where tanh(z) rounds to 1."""
+    t = np.exp(-2 * np.abs(z))
+    return 4 * t / (1 + t) ** 2''',
     "_d2tanh": '''def _d2tanh(z):
-    """tanh''(z) = -2 tanh(z) (1 - tanh(z)^2)."""
-    t = np.tanh(z)
-    return -2 * t * (1 - t * t)''',
+    """tanh''(z) = -2 tanh(z) tanh'(z)."""
+    return -2 * np.tanh(z) * _dtanh(z)''',
     "_softmax": '''def _softmax(z):
     """exp(z) / sum(exp(z)), shifted by max(z) so nothing overflows."""
     e = np.exp(z - np.max(z))
@@ -109,7 +112,7 @@ NUMPY_HELPERS: dict[str, str] = {
     return k''',
 }
 
-_HELPER_NEEDS = {"_log_softmax": ["_logsumexp"], "_d2sigmoid": ["_dsigmoid"]}
+_HELPER_NEEDS = {"_log_softmax": ["_logsumexp"], "_d2sigmoid": ["_dsigmoid"], "_d2tanh": ["_dtanh"]}
 
 _NP_FN = {
     ("exp", 0): "np.exp",
@@ -125,7 +128,7 @@ _NP_FN = {
     ("softplus", 0): "np.logaddexp(0.0, {})",
     ("relu", 0): "np.maximum({}, 0.0)",
     ("step", 0): "np.heaviside({}, 0.0)",
-    ("tanh", 1): "1 - np.tanh({}) ** 2",
+    ("tanh", 1): "_dtanh",
 }
 
 
@@ -226,7 +229,7 @@ class NumpyPrinter(Printer):
         if f is None:
             raise PrintError(f"no numpy form for the derivative of order {order} of {name}")
         if "{}" in f:
-            return f.format(self.doprint(e.args[0])), (ADD if f.startswith("1 -") else ATOM)
+            return f.format(self.doprint(e.args[0])), ATOM
         if f.startswith("_"):
             self.use(f)
         return self.call(f, e.args[0])

@@ -103,3 +103,24 @@ def test_foreign_file_is_not_overwritten_without_force(tmp_path: Path) -> None:
 def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     assert main(["W @ x + b", "--wrt", "b", "-o", str(tmp_path)]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_limits_name_how_to_raise_them(tmp_path: Path) -> None:
+    r = run("norm(A @ x - b)**2", "--wrt", "x", "--shape", "A=80,80", "-o", str(tmp_path))
+    assert r.returncode == 2 and "--max-entries" in r.stderr
+    r = run("x * 1." + "0" * 2500, "--wrt", "x", "-o", str(tmp_path))
+    assert r.returncode == 2 and "--max-length" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_raised_limit_lets_the_request_through(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    long = "x * 1." + "0" * 2500  # a long expression, but not a deep one
+    assert main([long, "--wrt", "x", "--max-length", "5000", "--format", "py", "-o", str(tmp_path)]) == 0
+    assert "proven" in capsys.readouterr().out
+
+
+def test_hostile_claim_is_never_evaluated(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    r = run("norm(x)", "--wrt", "x", "--check", f"__import__('os').system('touch {canary}')")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert not canary.exists()

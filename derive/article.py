@@ -21,10 +21,23 @@ EXAMPLES = [
 ]
 
 
+#: The article's promised part 2: convolution as a matrix product, and a tiny CNN's gradients.
+CNN = "-(y @ log(softmax(W @ flatten(maxpool(relu(conv2d(X, K)), 2)))))"
+PART_TWO = [
+    ("conv_by_K", "conv2d(X, K)", "K", ["X=3,3", "K=2,2"]),
+    ("conv_by_X", "conv2d(X, K)", "X", ["X=3,3", "K=2,2"]),
+    ("tiny_cnn_by_K", CNN, "K", ["X=1,3,3", "K=2,1,2,2", "y=2"]),
+    ("tiny_cnn_by_W", CNN, "W", ["X=1,3,3", "K=2,1,2,2", "y=2"]),
+    ("tiny_cnn_by_X", CNN, "X", ["X=1,3,3", "K=2,1,2,2", "y=2"]),
+]
+
+
 def generate(directory: str = "output") -> int:
     """Write every example into ``directory``; the exit status of the first failure, else 0."""
-    for name, expr, wrt in EXAMPLES:
-        status = main([expr, "--wrt", wrt, "--name", name, "-o", directory])
+    runs = [(n, e, w, []) for n, e, w in EXAMPLES] + PART_TWO
+    for name, expr, wrt, shapes in runs:
+        flags = [f for s in shapes for f in ("--shape", s)]
+        status = main([expr, "--wrt", wrt, *flags, "--name", name, "-o", directory])
         if status:
             return status
     return 0

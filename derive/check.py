@@ -59,6 +59,7 @@ def check(
     """
     problem = parse(expr, shapes)
     names = () if wrt is None else _wrt(wrt, problem)
+    explicit.reset_masks()
     kind = "value" if not names else _kind(problem, names)
     declared = {n: s for n, s in problem.shapes.items()}
     used = _entry_names(claim, problem)

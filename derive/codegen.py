@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .ir import Node, Shape, node, topo
-from .printing import NUMPY_HELPERS, NumpyPrinter, TextPrinter
+from .printing import HELPER_IMPORTS, NUMPY_HELPERS, NumpyPrinter, TextPrinter
 from .render import GENERATED_MARK, render
 from .rules import normalize
 
@@ -171,6 +171,7 @@ def module(spec: Spec, name: str = "f") -> str:
         convention=spec.convention,
         names=", ".join(f'"{f["name"]}"' for f in fns),
         helpers=[NUMPY_HELPERS[h] for h in ordered],
+        imports=sorted({line for h in ordered for line in HELPER_IMPORTS.get(h, [])}),
         functions=fns,
     )
 

@@ -17,7 +17,7 @@ from types import ModuleType
 import numpy as np
 import sympy as sp
 
-from . import explicit
+from . import explicit, ir
 from .codegen import Spec, module, shape_text
 from .errors import DeriveError
 from .functions import expand_primes
@@ -175,6 +175,7 @@ def derive(
     """
     problem = parse(expr, shapes)
     names = _wrt(wrt, problem)
+    explicit.reset_masks()
     if layout is not None and layout not in LAYOUTS:
         raise DeriveError(f"unknown layout {layout!r}; use 'numerator' or 'denominator'")
     kind = _kind(problem, names)
@@ -347,7 +348,15 @@ def _prove(
     last = explicit.concrete(problem.shapes[names[-1]], sizes)
     out = first if kind == "hessian" else explicit.concrete(problem.expr.shape, sizes)
     got = as_tensor(got, kind, layout, out, last)
-    return prove(evidence, got, shown, "the matrix form")
+    proof = prove(evidence, got, shown, "the matrix form")
+    ops = {n.op for n in ir.topo(problem.expr)} | {n.attr[0] for n in ir.topo(problem.expr) if n.op == "fn"}
+    if ops & {"maxpool", "relu"}:
+        region = (
+            "; max pooling and relu hold on each region where every window's maximum (and every sign) is fixed:"
+            " those choices are symbols in the proof, so it covers every region at once"
+        )
+        proof = _replace(proof, method=proof.method + region)
+    return proof
 
 
 # ----- the numeric side -----

@@ -148,6 +148,126 @@ def _diag(a: np.ndarray) -> np.ndarray:
     return _obj(np.diagonal(a).copy())
 
 
+# ----- convolution and pooling, entry by entry -----
+
+
+def _conv2d(x: object, k: object, c: object = None) -> np.ndarray:
+    """Valid cross-correlation: Y[f, i, j] = sum_{c, a, b} X[c, i + a, j + b] K[f, c, a, b] (+ c[f])."""
+    x, k = _obj(x), _obj(k)
+    x3 = x[None] if x.ndim == 2 else x
+    k4 = k[None, None] if k.ndim == 2 else k
+    nf, nc, kh, kw = k4.shape
+    h, w = x3.shape[1] - kh + 1, x3.shape[2] - kw + 1
+    out = np.empty((nf, h, w), dtype=object)
+    for f, i, j in np.ndindex(nf, h, w):
+        terms = [x3[ch, i + a, j + b] * k4[f, ch, a, b] for ch, a, b in np.ndindex(nc, kh, kw)]
+        if c is not None:
+            terms.append(_obj(c)[f])
+        out[f, i, j] = sp.Add(*terms)
+    return out[0] if x.ndim == 2 else out
+
+
+def _conv2d_kernel_grad(x: object, g: object, kshape: tuple) -> np.ndarray:
+    """dK[f, c, a, b] = sum_{i, j} G[f, i, j] X[c, i + a, j + b]: X cross-correlated with G."""
+    x, g = _obj(x), _obj(g)
+    x3, g3 = (x[None], g[None]) if x.ndim == 2 else (x, g)
+    nf, h, w = g3.shape
+    nc = x3.shape[0]
+    kh, kw = x3.shape[1] - h + 1, x3.shape[2] - w + 1
+    out = np.empty((nf, nc, kh, kw), dtype=object)
+    for f, ch, a, b in np.ndindex(nf, nc, kh, kw):
+        out[f, ch, a, b] = sp.Add(*[g3[f, i, j] * x3[ch, i + a, j + b] for i, j in np.ndindex(h, w)])
+    return out.reshape(kshape)
+
+
+def _conv2d_input_grad(g: object, k: object, xshape: tuple) -> np.ndarray:
+    """dX[c, p, q] = sum_{f, a, b} G[f, p - a, q - b] K[f, c, a, b]: full convolution with the kernel."""
+    g, k = _obj(g), _obj(k)
+    g3, k4 = (g[None], k[None, None]) if k.ndim == 2 else (g, k)
+    nf, nc, kh, kw = k4.shape
+    h, w = g3.shape[1] + kh - 1, g3.shape[2] + kw - 1
+    out = np.empty((nc, h, w), dtype=object)
+    for ch, p, q in np.ndindex(nc, h, w):
+        terms = [
+            g3[f, p - a, q - b] * k4[f, ch, a, b]
+            for f, a, b in np.ndindex(nf, kh, kw)
+            if 0 <= p - a < g3.shape[1] and 0 <= q - b < g3.shape[2]
+        ]
+        out[ch, p, q] = sp.Add(*terms)
+    return out.reshape(xshape)
+
+
+def _conv_jacobian(x: object, k: object, by_kernel: bool) -> np.ndarray:
+    """d vec(X ⋆ K) / d vec(K) (im2col(X)) or / d vec(X) (toeplitz(K)), column-major vec."""
+    x, k = _obj(x), _obj(k)
+    x3 = x[None] if x.ndim == 2 else x
+    k4 = k[None, None] if k.ndim == 2 else k
+    nf, nc, kh, kw = k4.shape
+    h, w = x3.shape[1] - kh + 1, x3.shape[2] - kw + 1
+    yshape = (h, w) if x.ndim == 2 else (nf, h, w)
+    out = np.zeros((nf * h * w, k.size if by_kernel else x.size), dtype=int).astype(object) * sp.Integer(1)
+    for f, i, j in np.ndindex(nf, h, w):
+        row = np.ravel_multi_index((i, j) if x.ndim == 2 else (f, i, j), yshape, order="F")
+        for ch, a, b in np.ndindex(nc, kh, kw):
+            kidx = (a, b) if k.ndim == 2 else (f, ch, a, b)
+            xidx = (i + a, j + b) if x.ndim == 2 else (ch, i + a, j + b)
+            if by_kernel:
+                out[row, np.ravel_multi_index(kidx, k.shape, order="F")] = x[xidx]
+            else:
+                out[row, np.ravel_multi_index(xidx, x.shape, order="F")] = k[kidx]
+    return out
+
+
+#: Indicator symbols for each max-pooling in a proof: mask[..., i, j, r] is 1 where entry r of
+#: window (i, j) is the window's maximum. On each region where those choices are fixed, the
+#: pooled value is sum_r mask * X; with the indicators left symbolic, one proof covers every region.
+_MASKS: dict[tuple[Node, tuple[int, ...], int], np.ndarray] = {}
+
+
+def reset_masks() -> None:
+    """Start numbering max-pooling indicators afresh (one proof, one numbering)."""
+    _MASKS.clear()
+
+
+def _mask(n: Node, x: np.ndarray, k: int) -> np.ndarray:
+    key = (n, x.shape, k)
+    if key not in _MASKS:
+        tag = "" if not _MASKS else str(len(_MASKS) + 1)
+        shape = x.shape[:-2] + (x.shape[-2] // k, x.shape[-1] // k, k * k)
+        m = np.empty(shape, dtype=object)
+        for idx in np.ndindex(*shape):
+            m[idx] = sp.Symbol(f"delta{tag}_" + "_".join(str(i + 1) for i in idx))
+        _MASKS[key] = m
+    return _MASKS[key]
+
+
+def _windows(x: np.ndarray, k: int) -> np.ndarray:
+    """(..., H, W) -> (..., H/k, W/k, k*k): each k x k window's entries, row by row."""
+    lead = x.shape[:-2]
+    h, w = x.shape[-2] // k, x.shape[-1] // k
+    return x.reshape(*lead, h, k, w, k).swapaxes(-3, -2).reshape(*lead, h, w, k * k)
+
+
+def _maxpool(n: Node, x: object, k: int) -> np.ndarray:
+    x = _obj(x)
+    mask = _mask(n.args[0], x, k)
+    win = _windows(x, k)
+    out = np.empty(win.shape[:-1], dtype=object)
+    for idx in np.ndindex(*out.shape):
+        out[idx] = sp.Add(*[mask[idx + (r,)] * win[idx + (r,)] for r in range(k * k)])
+    return out
+
+
+def _maxpool_grad(n: Node, x: object, g: object, k: int) -> np.ndarray:
+    """Each window's upstream gradient, routed to the window's maximum."""
+    x, g = _obj(x), _obj(g)
+    mask = _mask(n.args[0], x, k)
+    routed = mask * g[..., None]
+    lead = x.shape[:-2]
+    h, w = x.shape[-2] // k, x.shape[-1] // k
+    return routed.reshape(*lead, h, w, k, k).swapaxes(-3, -2).reshape(x.shape)
+
+
 EVAL: dict[str, Callable[..., np.ndarray]] = {
     "add": lambda e, s, a, b: a + b,
     "mul": lambda e, s, a, b: a * b,
@@ -175,6 +295,16 @@ EVAL: dict[str, Callable[..., np.ndarray]] = {
     "commutation": lambda e, s: _commutation(*concrete(e.attr, s)),
     "const": lambda e, s: e.attr,
     "entry": lambda e, s: e.attr,
+    "conv2d": lambda e, s, *a: _conv2d(*a),
+    "conv2d_kernel_grad": lambda e, s, x, g: _conv2d_kernel_grad(x, g, concrete(e.shape, s)),
+    "conv2d_input_grad": lambda e, s, g, k: _conv2d_input_grad(g, k, concrete(e.shape, s)),
+    "im2col": lambda e, s, x: _conv_jacobian(x, np.empty(concrete(e.attr, s)), by_kernel=True),
+    "toeplitz": lambda e, s, k: _conv_jacobian(np.empty(concrete(e.attr, s)), k, by_kernel=False),
+    "spatial_sum": lambda e, s, g: _obj([sp.Add(*_obj(g)[f].ravel()) for f in range(_obj(g).shape[0])]),
+    "maxpool": lambda e, s, x: _maxpool(e, x, e.attr),
+    "maxpool_grad": lambda e, s, x, g: _maxpool_grad(e, x, g, e.attr),
+    "flatten": lambda e, s, x: _obj(x).reshape(-1),
+    "unflatten": lambda e, s, g: _obj(g).reshape(concrete(e.shape, s)),
     "stack": lambda e, s, *rows: _stack(rows),
 }
 

@@ -156,6 +156,39 @@ def _kron(args: tuple[Node, ...], attr: Any) -> Shape:
     return tuple(x * y for x, y in zip(sa, sb, strict=True))
 
 
+# ----- convolution and pooling -----
+
+
+def _conv2d(args: tuple[Node, ...], attr: Any) -> Shape:
+    """Valid cross-correlation, stride 1: (H, W) * (kh, kw), or (C, H, W) * (F, C, kh, kw) [+ c (F,)]."""
+    x, k = args[0], args[1]
+    if x.ndim == 2 and k.ndim == 2:
+        lead: Shape = ()
+    elif x.ndim == 3 and k.ndim == 4:
+        if not eq(k.shape[1], x.shape[0]):
+            raise ShapeError("conv2d needs the kernel's channels (axis 1) to match the input's (axis 0)")
+        lead = (k.shape[0],)
+    else:
+        raise ShapeError("conv2d takes X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)")
+    if len(args) == 3 and (args[2].ndim != 1 or not lead or not eq(args[2].shape[0], lead[0])):
+        raise ShapeError("conv2d's bias needs shape (F,), one entry per filter")
+    out = tuple(sp.S(h) - sp.S(kh) + 1 for h, kh in zip(x.shape[-2:], k.shape[-2:], strict=True))
+    if any(d.is_number and d < 1 for d in out):
+        raise ShapeError("conv2d's kernel is larger than its input")
+    return lead + out
+
+
+def _maxpool(args: tuple[Node, ...], attr: Any) -> Shape:
+    (x,) = args
+    k = attr
+    if x.ndim < 2:
+        raise ShapeError("maxpool needs at least two axes (it pools the last two)")
+    h, w = x.shape[-2:]
+    if not (sp.S(h).is_Integer and sp.S(w).is_Integer) or h % k or w % k:
+        raise ShapeError(f"maxpool with k={k} needs the last two sizes to be numbers divisible by {k}")
+    return x.shape[:-2] + (h // k, w // k)
+
+
 def _attr_shape(args: tuple[Node, ...], attr: Any) -> Shape:
     return attr[-1] if isinstance(attr, tuple) and attr and isinstance(attr[-1], tuple) else ()
 
@@ -196,7 +229,26 @@ SHAPES: dict[str, Callable[[tuple[Node, ...], Any], Shape]] = {
     "vec": lambda args, attr: (args[0].size,),
     # a vec Jacobian (p x q) rearranged to the tensor shape out + in (column-major); for code only
     "unvec": lambda args, attr: tuple(attr[0]) + tuple(attr[1]),
+    # convolution, pooling and their adjoints (attr: the pool size, or the shape produced)
+    "conv2d": _conv2d,
+    "maxpool": _maxpool,
+    "flatten": lambda args, attr: (args[0].size,),
+    "unflatten": lambda args, attr: tuple(attr),
+    "conv2d_kernel_grad": lambda args, attr: tuple(attr),
+    "conv2d_input_grad": lambda args, attr: tuple(attr),
+    "maxpool_grad": lambda args, attr: args[0].shape,
+    "spatial_sum": lambda args, attr: args[0].shape[:1],
+    # conv2d as a matrix product, column-major vec: vec(X ⋆ K) = im2col(X) vec(K) = toeplitz(K) vec(X)
+    "im2col": lambda args, attr: (_conv_size(args[0].shape, attr), sp.Mul(*attr)),
+    "toeplitz": lambda args, attr: (_conv_size(attr, args[0].shape), sp.Mul(*attr)),
 }
+
+
+def _conv_size(xshape: Shape, kshape: Shape) -> Dim:
+    """The number of entries of X ⋆ K."""
+    lead = sp.S(kshape[0]) if len(kshape) == 4 else sp.Integer(1)
+    h, w = (sp.S(a) - sp.S(b) + 1 for a, b in zip(xshape[-2:], kshape[-2:], strict=True))
+    return lead * h * w
 
 
 def node(op: str, *args: Node, attr: Any = None) -> Node:

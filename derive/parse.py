@@ -71,7 +71,7 @@ BINOPS: dict[type, Callable[[Node, Node], Node]] = {
 
 NUMPY, LINALG = ("", "np.", "numpy."), ("", "np.linalg.", "numpy.linalg.")
 
-#: name -> (builder, number of arguments, accepted prefixes)
+#: name -> (builder, number of arguments (or the allowed numbers), accepted prefixes)
 CALLS: dict[str, tuple[Callable[..., Node], int, tuple[str, ...]]] = {
     "norm": (_unary("norm"), 1, LINALG),
     "sum": (_unary("sum"), 1, NUMPY),
@@ -83,6 +83,9 @@ CALLS: dict[str, tuple[Callable[..., Node], int, tuple[str, ...]]] = {
     "kron": (_binop("kron"), 2, NUMPY),
     "softmax": (_unary("softmax"), 1, ("",)),
     "logsumexp": (_unary("logsumexp"), 1, ("",)),
+    "conv2d": (lambda *a: node("conv2d", *a), (2, 3), ("",)),
+    "maxpool": (None, 2, ("",)),  # built by _Walker.maxpool: its size must be a number
+    "flatten": (_unary("flatten"), 1, ("",)),
     "dsigmoid": (_fn("sigmoid", 1), 1, ("",)),
     "dtanh": (_fn("tanh", 1), 1, ("",)),
     **{
@@ -232,6 +235,13 @@ class _Walker:
             raise self.fail(n, f"division by zero in '{self.snippet(n)}'")
         return node("pow", base, attr=exponent.attr)
 
+    def maxpool(self, n: ast.Call) -> Node:
+        x = self.walk(n.args[0])
+        k = self.walk(n.args[1])
+        if not ir.is_const(k) or not k.attr.is_Integer or not 1 <= k.attr <= 64:
+            raise self.fail(n.args[1], "maxpool's window size must be a whole number from 1 to 64")
+        return self.build(n, lambda: node("maxpool", x, attr=int(k.attr)), (n.args[0], x))
+
     def _Attribute(self, n: ast.Attribute) -> Node:
         if n.attr == "T":
             a = self.walk(n.value)
@@ -255,9 +265,12 @@ class _Walker:
             raise self.fail(n, f"{name}() takes no keyword arguments")
         if any(isinstance(a, ast.Starred) for a in n.args):
             raise self.fail(n, f"{name}() takes no starred arguments")
-        if len(n.args) != arity:
-            s = "" if arity == 1 else "s"
-            raise self.fail(n, f"{name}() takes {arity} argument{s}, got {len(n.args)}")
+        allowed = arity if isinstance(arity, tuple) else (arity,)
+        if len(n.args) not in allowed:
+            want = " or ".join(map(str, allowed))
+            raise self.fail(n, f"{name}() takes {want} argument{'' if allowed == (1,) else 's'}, got {len(n.args)}")
+        if name == "maxpool":
+            return self.maxpool(n)
         args = [self.walk(a) for a in n.args]
         return self.build(n, lambda: make(*args), *zip(n.args, args, strict=True))
 

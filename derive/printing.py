@@ -104,6 +104,64 @@ NUMPY_HELPERS: dict[str, str] = {
     """log(sum(exp(z))), shifted by max(z)."""
     m = np.max(z)
     return m + np.log(np.sum(np.exp(z - m)))''',
+    "_conv2d": '''def _conv2d(x, k, c=None):
+    """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
+    if x.ndim == 2:
+        return np.einsum("hwij,ij->hw", sliding_window_view(x, k.shape), k, optimize=True)
+    y = np.einsum("chwij,fcij->fhw", sliding_window_view(x, k.shape[2:], axis=(1, 2)), k, optimize=True)
+    return y if c is None else y + c[:, None, None]''',
+    "_conv2d_kernel_grad": '''def _conv2d_kernel_grad(x, g):
+    """dL/dK: X cross-correlated with the upstream gradient G (the shape of K)."""
+    if x.ndim == 2:
+        return np.einsum("abij,ij->ab", sliding_window_view(x, g.shape), g, optimize=True)
+    return np.einsum("cabij,fij->fcab", sliding_window_view(x, g.shape[1:], axis=(1, 2)), g, optimize=True)''',
+    "_conv2d_input_grad": '''def _conv2d_input_grad(g, k):
+    """dL/dX: the upstream gradient, zero-padded, cross-correlated with the kernel turned 180 degrees."""
+    kh, kw = k.shape[-2:]
+    if k.ndim == 2:
+        padded = np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
+        return np.einsum("pqab,ab->pq", sliding_window_view(padded, (kh, kw)), k[::-1, ::-1], optimize=True)
+    padded = np.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))
+    return np.einsum("fpqab,fcab->cpq", windows, k[:, :, ::-1, ::-1], optimize=True)''',
+    "_maxpool": '''def _maxpool(x, k):
+    """The maximum of each k x k window of the last two axes."""
+    *lead, h, w = x.shape
+    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))''',
+    "_maxpool_grad": '''def _maxpool_grad(x, g, k):
+    """Each window's gradient g, routed to the window's first maximum (numpy's argmax picks the first)."""
+    *lead, h, w = x.shape
+    windows = x.reshape(*lead, h // k, k, w // k, k).swapaxes(-3, -2).reshape(*lead, h // k, w // k, k * k)
+    routed = (np.arange(k * k) == windows.argmax(axis=-1)[..., None]) * g[..., None]
+    return routed.reshape(*lead, h // k, w // k, k, k).swapaxes(-3, -2).reshape(x.shape)''',
+    "_conv_index": '''def _conv_index(xshape, kshape):
+    """For every product X[p] K[q] in X ⋆ K: its output row, kernel column and input column (column-major)."""
+    x3 = tuple(xshape) if len(xshape) == 3 else (1, *xshape)
+    nf, nc, kh, kw = tuple(kshape) if len(kshape) == 4 else (1, 1, *kshape)
+    h, w = x3[1] - kh + 1, x3[2] - kw + 1
+    f, i, j, c, a, b = np.meshgrid(*map(np.arange, (nf, h, w, nc, kh, kw)), indexing="ij")
+    flat = len(xshape) == 2
+    rows = np.ravel_multi_index((i, j) if flat else (f, i, j), (h, w) if flat else (nf, h, w), order="F")
+    kcols = np.ravel_multi_index((a, b) if flat else (f, c, a, b), kshape, order="F")
+    xcols = np.ravel_multi_index((i + a, j + b) if flat else (c, i + a, j + b), xshape, order="F")
+    return rows.ravel(), kcols.ravel(), xcols.ravel(), nf * h * w''',
+    "_im2col": '''def _im2col(x, kshape):
+    """d vec(X ⋆ K) / d vec(K): X's patches, one row per output entry."""
+    rows, kcols, xcols, n = _conv_index(x.shape, kshape)
+    m = np.zeros((n, int(np.prod(kshape))))
+    m[rows, kcols] = np.ravel(x, order="F")[xcols]
+    return m''',
+    "_toeplitz": '''def _toeplitz(k, xshape):
+    """d vec(X ⋆ K) / d vec(X): the kernel placed at every output position."""
+    rows, kcols, xcols, n = _conv_index(xshape, k.shape)
+    m = np.zeros((n, int(np.prod(xshape))))
+    m[rows, xcols] = np.ravel(k, order="F")[kcols]
+    return m''',
+    "_kron_diag": '''def _kron_diag(s, x):
+    """x^T (x) diag(s) as an (m, m, n) array: zero but for [i, i, :] = s[i] x."""
+    out = np.zeros((s.shape[0], s.shape[0], x.shape[0]))
+    out[np.arange(s.shape[0]), np.arange(s.shape[0])] = np.outer(s, x)
+    return out''',
     "_commutation": '''def _commutation(m, n):
     """K with K @ vec(A) = vec(A.T) for A of shape (m, n), column-major vec."""
     k = np.zeros((m * n, m * n))
@@ -112,7 +170,19 @@ NUMPY_HELPERS: dict[str, str] = {
     return k''',
 }
 
-_HELPER_NEEDS = {"_log_softmax": ["_logsumexp"], "_d2sigmoid": ["_dsigmoid"], "_d2tanh": ["_dtanh"]}
+#: what a helper needs imported besides numpy
+HELPER_IMPORTS = {
+    h: ["from numpy.lib.stride_tricks import sliding_window_view"]
+    for h in ("_conv2d", "_conv2d_kernel_grad", "_conv2d_input_grad")
+}
+
+_HELPER_NEEDS = {
+    "_log_softmax": ["_logsumexp"],
+    "_d2sigmoid": ["_dsigmoid"],
+    "_d2tanh": ["_dtanh"],
+    "_im2col": ["_conv_index"],
+    "_toeplitz": ["_conv_index"],
+}
 
 _NP_FN = {
     ("exp", 0): "np.exp",
@@ -201,6 +271,9 @@ class NumpyPrinter(Printer):
             return number(c), ATOM
         if c == -1:
             return f"-{self.wrap(rest, UNARY)}", UNARY
+        if rest.op == "outer" and rest not in self.names:  # scale the shorter vector, not the matrix
+            a, b = rest.args
+            return f"np.outer({number(c)} * {self.wrap(a, MUL, strict=True)}, {self.doprint(b)})", ATOM
         return f"{number(c)} * {self.wrap(rest, MUL, strict=True)}", MUL
 
     def _print_mul(self, e: Node) -> tuple[str, int]:
@@ -273,6 +346,11 @@ class NumpyPrinter(Printer):
         (j,) = e.args
         out, tail = e.attr
         c, core = split_coef(j)
+        if core.op == "kron" and core not in self.names and _diagonal_kron(core, out, tail):
+            a, b = core.args  # x^T (x) diag(s): only the diagonal rows are non-zero
+            s_text = self.doprint(b.args[0]) if b.op == "diag" else f"np.ones({self.dim(b.shape[0])})"
+            body = f"{self.use('_kron_diag')}({s_text}, {self.doprint(a)})"
+            return (body, ATOM) if c == 1 else (f"{number(c)} * {body}", MUL)
         if core.op == "kron" and core not in self.names:
             a, b = core.args
             rows_a = sp.Integer(1) if a.ndim == 1 else a.shape[0]
@@ -340,6 +418,44 @@ class NumpyPrinter(Printer):
 
     def _print_vec(self, e: Node) -> tuple[str, int]:
         return f'np.ravel({self.doprint(e.args[0])}, order="F")', ATOM
+
+    def _print_conv2d(self, e: Node) -> tuple[str, int]:
+        return self.call(self.use("_conv2d"), *e.args)
+
+    def _print_conv2d_kernel_grad(self, e: Node) -> tuple[str, int]:
+        return self.call(self.use("_conv2d_kernel_grad"), *e.args)
+
+    def _print_conv2d_input_grad(self, e: Node) -> tuple[str, int]:
+        return self.call(self.use("_conv2d_input_grad"), *e.args)
+
+    def _print_spatial_sum(self, e: Node) -> tuple[str, int]:
+        return f"np.sum({self.doprint(e.args[0])}, axis=(-2, -1))", ATOM
+
+    def _print_im2col(self, e: Node) -> tuple[str, int]:
+        return f"{self.use('_im2col')}({self.doprint(e.args[0])}, {self.shape(e.attr)})", ATOM
+
+    def _print_toeplitz(self, e: Node) -> tuple[str, int]:
+        return f"{self.use('_toeplitz')}({self.doprint(e.args[0])}, {self.shape(e.attr)})", ATOM
+
+    def _print_maxpool(self, e: Node) -> tuple[str, int]:
+        return f"{self.use('_maxpool')}({self.doprint(e.args[0])}, {e.attr})", ATOM
+
+    def _print_maxpool_grad(self, e: Node) -> tuple[str, int]:
+        x, g = (self.doprint(a) for a in e.args)
+        return f"{self.use('_maxpool_grad')}({x}, {g}, {e.attr})", ATOM
+
+    def _print_flatten(self, e: Node) -> tuple[str, int]:
+        return self.call("np.ravel", e.args[0])
+
+    def _print_unflatten(self, e: Node) -> tuple[str, int]:
+        return f"np.reshape({self.doprint(e.args[0])}, {self.shape(e.shape)})", ATOM
+
+
+def _diagonal_kron(k: Node, out: tuple, tail: tuple) -> bool:
+    """x^T (x) diag(s) or x^T (x) I, whose jax-layout array is zero off the diagonal (i, i, :)."""
+    a, b = k.args
+    diagonal = (b.op == "diag" and b.args[0].ndim == 1) or b.op == "eye"
+    return diagonal and a.ndim == 1 and len(out) == 1 and _splits(tail, b.shape[1], a.shape[0])
 
 
 def _splits(axes: tuple, inner: sp.Expr, outer: sp.Expr) -> bool:
@@ -413,6 +529,8 @@ class MathPrinter(Printer):
     ONES = "1"
     EYE = "I"
     SQUARED = "²"
+    STAR = " ⋆ "
+    SPATIAL_SUM = "Σᵢⱼ"
 
     def __init__(self, names: Mapping[Node, str] | None = None) -> None:
         super().__init__(names)
@@ -599,6 +717,45 @@ class MathPrinter(Printer):
     def _print_vec(self, e: Node) -> tuple[str, int]:
         return self.apply(self.op("vec"), self.doprint(e.args[0])), ATOM
 
+    # convolution and pooling: X ⋆ K is the valid cross-correlation
+    def _print_conv2d(self, e: Node) -> tuple[str, int]:
+        x, k = (self.wrap(a, MUL, strict=True) for a in e.args[:2])
+        text = f"{x}{self.STAR}{k}"
+        return (text + " + " + self.doprint(e.args[2]), ADD) if len(e.args) == 3 else (text, HAD)
+
+    def _print_conv2d_kernel_grad(self, e: Node) -> tuple[str, int]:
+        x, g = (self.wrap(a, MUL, strict=True) for a in e.args)
+        return f"{x}{self.STAR}{g}", HAD
+
+    def _print_conv2d_input_grad(self, e: Node) -> tuple[str, int]:
+        g, k = (self.doprint(a) for a in e.args)
+        return f"{self.apply(self.op('pad'), g)}{self.STAR}{self.apply(self.op('rot180'), k)}", HAD
+
+    def _print_spatial_sum(self, e: Node) -> tuple[str, int]:
+        return self.join(self.SPATIAL_SUM, self.wrap(e.args[0], MUL, strict=True)), MUL
+
+    def _print_maxpool(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.sub_op("maxpool", e.attr), self.doprint(e.args[0])), ATOM
+
+    def _print_maxpool_grad(self, e: Node) -> tuple[str, int]:
+        x, g = (self.doprint(a) for a in e.args)
+        return self.apply(self.sub_op("unpool", e.attr), f"{g}; {x}"), ATOM
+
+    def _print_flatten(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("flatten"), self.doprint(e.args[0])), ATOM
+
+    def _print_im2col(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("im2col"), self.doprint(e.args[0])), ATOM
+
+    def _print_toeplitz(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("toeplitz"), self.doprint(e.args[0])), ATOM
+
+    def _print_unflatten(self, e: Node) -> tuple[str, int]:
+        return self.apply(self.op("reshape"), self.doprint(e.args[0])), ATOM
+
+    def sub_op(self, name: str, k: int) -> str:
+        return f"{name}{''.join('₀₁₂₃₄₅₆₇₈₉'[int(c)] for c in str(k))}"
+
 
 def _is_hadamard(e: Node) -> bool:
     return e.op == "mul" and sum(f.shape != () for f in flatten_mul(e)) > 1
@@ -636,6 +793,11 @@ class LatexPrinter(MathPrinter):
     EYE = "I"
     INV = "^{-1}"
     SQUARED = "^{2}"
+    STAR = " \\star "
+    SPATIAL_SUM = "\\sum_{i,j}"
+
+    def sub_op(self, name: str, k: int) -> str:
+        return f"\\operatorname{{{name}}}_{{{k}}}"
 
     def __init__(self, names: Mapping[Node, str] | None = None, transpose: str = "top") -> None:
         super().__init__(names)

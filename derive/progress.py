@@ -6,12 +6,13 @@ within ``DELAY`` seconds prints nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-DELAY = 2.0
+DELAY = float(os.environ.get("DERIVE_PROGRESS_DELAY", "2.0"))  # seconds before a stage speaks
 enabled = False
 
 

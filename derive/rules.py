@@ -283,6 +283,34 @@ rule("diag", "d diag(x) = diag(dx); d diag(X) = diag(dX)", None,
      lambda e, g, i: node("diag", g), None)  # fmt: skip
 
 
+# ----- Convolution and pooling (vec-form Jacobians are left to the element-wise form) -----
+rule("conv2d", "d(X ⋆ K + c) = dX ⋆ K + X ⋆ dK + dc: dL/dK = X ⋆ G, dL/dX = pad(G) ⋆ rot180(K)", None,
+     lambda e, g, i: _conv_vjp(e, g, i), lambda e, js: _conv_jac(e, js))  # fmt: skip
+rule("maxpool", "d maxpool(X) routes dX at each window's maximum (the first, as argmax picks it)", None,
+     lambda e, g, i: node("maxpool_grad", e.args[0], g, attr=e.attr), None)  # fmt: skip
+rule("flatten", "d flatten(X) = flatten(dX)", None, lambda e, g, i: node("unflatten", g, attr=e.args[0].shape), None)
+rule("unflatten", "d reshape(x) = reshape(dx)", None, lambda e, g, i: node("flatten", g), None)
+
+
+def _conv_jac(e: Node, js: list[Node | None]) -> Node | None:
+    """vec(X ⋆ K + c) = toeplitz(K) vec(X) + im2col(X) vec(K) + (1 (x) I) c: the matrix view."""
+    x, k = e.args[0], e.args[1]
+    terms = [lin(node("toeplitz", k, attr=x.shape), js[0]), lin(node("im2col", x, attr=k.shape), js[1])]
+    if len(e.args) == 3:
+        spread = node("kron", node("col", ir.ones((e.size / e.shape[0],))), ir.eye(e.shape[0]))
+        terms.append(lin(spread, js[2]))
+    return plus(*terms)
+
+
+def _conv_vjp(e: Node, g: Node, i: int) -> Node:
+    x, k = e.args[0], e.args[1]
+    if i == 0:
+        return node("conv2d_input_grad", g, k, attr=x.shape)
+    if i == 1:
+        return node("conv2d_kernel_grad", x, g, attr=k.shape)
+    return node("spatial_sum", g)
+
+
 def rule_for(op: str, direction: str) -> Callable:
     """The ``vjp`` or ``jac`` of ``op``; raises NoRule, naming the op, if there is none."""
     r = RULES.get(op)

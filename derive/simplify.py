@@ -377,6 +377,21 @@ def _trace(e: Node) -> Node:
     return e
 
 
+def _linear_in(position: int) -> Rewrite:
+    """Pull numbers and scalars out of the operand an op is linear in (the upstream gradient)."""
+
+    def rewrite(e: Node) -> Node:
+        c, rest = split_coef(e.args[position])
+        scalars, rest = split_scalars(rest)
+        if c == 1 and not scalars:
+            return e
+        args = list(e.args)
+        args[position] = rest
+        return scale(c, with_scalars(scalars, node(e.op, *args, attr=e.attr)))
+
+    return rewrite
+
+
 REWRITES: dict[str, Rewrite] = {
     "add": _add,
     "mul": _mul,
@@ -392,4 +407,9 @@ REWRITES: dict[str, Rewrite] = {
     "row": _linear1("row"),
     "col": _linear1("col"),
     "vec": _linear1("vec"),
+    "conv2d_kernel_grad": _linear_in(1),
+    "conv2d_input_grad": _linear_in(0),
+    "maxpool_grad": _linear_in(1),
+    "spatial_sum": _linear_in(0),
+    "unflatten": _linear_in(0),
 }

@@ -21,13 +21,14 @@ import sympy as sp
 
 from . import explicit
 from .core import KIND_NAMES, Derivation, arrange
-from .ir import Node, Shape, depends, node, var
+from .ir import Node, Shape, depends, node, topo, var
 from .printing import EntryLatexPrinter, LatexPrinter, latex_name
 from .render import GENERATED_MARK, render
 from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify
 
 LONG_ENTRY = 48  # characters of LaTeX beyond which a matrix lists its entries by name
+LONG_EQUATION = 1200  # characters of LaTeX beyond which an equation is too long to typeset
 
 
 @dataclass
@@ -49,10 +50,17 @@ class Section:
         self.blocks.append(Block(False, [text]))
 
     def show(self, *equations: str) -> None:
+        """Display equations; one too long to typeset keeps its left side and says so."""
+        shown = []
+        for eq in equations:
+            if len(eq) > LONG_EQUATION:
+                lhs = eq.split(" = ", 1)[0]
+                eq = f"{lhs} = \\cdots \\quad \\text{{({len(eq)} characters: see Derivation.elementwise)}}"
+            shown.append(eq)
         if self.blocks and self.blocks[-1].math:
-            self.blocks[-1].lines.extend(equations)
+            self.blocks[-1].lines.extend(shown)
         else:
-            self.blocks.append(Block(True, list(equations)))
+            self.blocks.append(Block(True, shown))
 
 
 def _shape_latex(shape: Shape) -> str:
@@ -100,6 +108,7 @@ class _Entries:
 def sections(d: Derivation, sizes: Mapping[str, int] | None = None, transpose: str = "top") -> list[Section]:
     """The write-up of ``d``; ``sizes`` (dimension name -> int) for the expansion, 2 by default."""
     p = LatexPrinter(transpose=transpose)
+    explicit.reset_masks()  # max-pooling indicators numbered afresh, so the text is the same every run
     concrete = _writeup_sizes(d, sizes)
     ent = _Entries(d, concrete)
     out = [_problem(d, p), _expansion(d, p, ent), _partials(d, p, ent)]
@@ -143,10 +152,10 @@ def _problem(d: Derivation, p: LatexPrinter) -> Section:
 
 
 def _expansion(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
-    at = " \\times ".join(str(v) for v in ent.sizes.values()) if ent.sizes else "scalar"
     s = Section("Element by element")
     sizes = ", ".join(f"${sp.latex(k)} = {v}$" for k, v in sorted(ent.sizes.items(), key=lambda kv: str(kv[0])))
-    s.say(f"Write every entry out at a small size ({sizes or at}), as one does on paper:")
+    at = f"at a small size ({sizes})" if sizes else "at the declared sizes"
+    s.say(f"Write every entry out {at}, as one does on paper:")
     for n, sh in d.shapes.items():
         if sh:
             s.show(f"{p.doprint(var(n, sh))} = {ent.matrix(ent.env[n])}")
@@ -276,21 +285,63 @@ def _matrix_form(d: Derivation, p: LatexPrinter) -> Section:
     if d.display is None:
         s.say(f"No rule gives a matrix form here ({d.note}); the element-wise form above is the answer.")
         return s
-    num = arrange(d.form, d.kind, "numerator", d.shapes[d.wrt[0]])
-    den = arrange(d.form, d.kind, "denominator", d.shapes[d.wrt[0]])
+    var_shape = d.shapes[d.wrt[0]]
+    num = arrange(d.form, d.kind, "numerator", var_shape)
+    den = arrange(d.form, d.kind, "denominator", var_shape)
+    p = _named(d, p, num, den)
     lhs = _lhs(d, p)
-    if d.kind == "gradient" and d.shapes[d.wrt[0]]:
-        x = p.doprint(var(d.wrt[0], d.shapes[d.wrt[0]]))
-        s.say("Recognise the matrix form. In numerator layout the derivative is a row:")
-        s.show(f"{lhs} = {p.row(num) if num.ndim == 1 else p.doprint(num)}")
-        s.say(f"In denominator layout it is the gradient, shaped like ${x}$, which is the transpose:")
+    if d.kind == "gradient" and var_shape:
+        x = p.doprint(var(d.wrt[0], var_shape))
+        if len(var_shape) <= 2:
+            shape = "a row" if len(var_shape) == 1 else "the transpose of the gradient"
+            s.say(f"Recognise the matrix form. In numerator layout the derivative is {shape}:")
+            s.show(f"{lhs} = {p.row(num) if num.ndim == 1 else p.doprint(num)}")
+            s.say(f"In denominator layout it is the gradient, shaped like ${x}$:")
+        else:
+            s.say(f"Recognise the matrix form: the gradient, shaped like ${x}$:")
         s.show(f"\\nabla_{{{x}}} F = {p.doprint(den)}")
     else:
         s.say(f"Recognise the matrix form. In numerator layout, one row per entry of the output{_vec_note(d)}:")
         s.show(f"{lhs} = {p.doprint(num)}")
         s.say("In denominator layout, one row per entry of the variable, it is the transpose:")
         s.show(f"\\left({lhs}\\right)^{{\\top}} = {p.doprint(den)}")
+    _where(s, p)
     return s
+
+
+NAMED_OPS = {"fn", "softmax", "logsoftmax", "conv2d", "maxpool", "flatten", "matmul", "add"}
+BIG_OPS = {"softmax", "logsoftmax", "maxpool", "flatten", "fn"}  # named in a long form even when used once
+LONG_FORM = 250  # characters of LaTeX beyond which a matrix form gets names for its parts
+
+
+def _named(d: Derivation, p: LatexPrinter, *roots: Node) -> LatexPrinter:
+    """A printer that calls long subexpressions used more than once by short names (Z_1, z_1)."""
+    from .codegen import shared
+
+    names: dict[Node, str] = {}
+    q = LatexPrinter(names=names, transpose="top" if "top" in p.T else "T")
+    long = max(len(q.doprint(r)) for r in roots) > LONG_FORM
+    repeated = set(shared(list(roots)))
+    for n in (m for r in roots for m in topo(r)):
+        if n in names or n.op not in NAMED_OPS or n.ndim < 1:
+            continue
+        if (n in repeated and len(q.doprint(n)) > 40) or (long and n.op in BIG_OPS and len(q.doprint(n)) > 30):
+            k = len(names) + 1
+            names[n] = f"\\mathbf{{z}}_{{{k}}}" if n.ndim == 1 else f"Z_{{{k}}}"
+    q.names = dict(names)
+    q.order = list(names)
+    return q
+
+
+def _where(s: Section, p: LatexPrinter) -> None:
+    """The definitions of the names a printer used, innermost first."""
+    order = getattr(p, "order", [])
+    if not order:
+        return
+    s.say("where")
+    for n in order:
+        inner = LatexPrinter(names={m: p.names[m] for m in order if m != n}, transpose="top" if "top" in p.T else "T")
+        s.show(f"{p.names[n]} = {inner.doprint(n)}")
 
 
 def _vec_note(d: Derivation) -> str:
@@ -307,9 +358,11 @@ def _vec_note(d: Derivation) -> str:
 def _update(d: Derivation, p: LatexPrinter) -> Section:
     s = Section("Gradient descent")
     x = p.doprint(var(d.wrt[0], d.shapes[d.wrt[0]]))
-    g = p.doprint(arrange(d.form, d.kind, "denominator", d.shapes[d.wrt[0]]))
+    den = arrange(d.form, d.kind, "denominator", d.shapes[d.wrt[0]])
+    q = _named(d, p, den)
     s.say("With a learning rate $\\gamma$, each step moves against the gradient:")
-    s.show(f"{x} \\leftarrow {x} - \\gamma \\, \\nabla_{{{x}}} F = {x} - \\gamma \\left({g}\\right)")
+    s.show(f"{x} \\leftarrow {x} - \\gamma \\, \\nabla_{{{x}}} F = {x} - \\gamma \\left({q.doprint(den)}\\right)")
+    _where(s, q)
     return s
 
 

@@ -13,6 +13,13 @@ import numpy as np
 __all__ = ["affine_by_W", "jac_affine_by_W", "affine_by_W_and_jac"]
 
 
+def _kron_diag(s, x):
+    """x^T (x) diag(s) as an (m, m, n) array: zero but for [i, i, :] = s[i] x."""
+    out = np.zeros((s.shape[0], s.shape[0], x.shape[0]))
+    out[np.arange(s.shape[0]), np.arange(s.shape[0])] = np.outer(s, x)
+    return out
+
+
 def affine_by_W(W, x, b):
     """W @ x + b
 
@@ -30,7 +37,7 @@ def jac_affine_by_W(W, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return np.eye(W.shape[0])[:, :, None] * x
+    return _kron_diag(np.ones(W.shape[0]), x)
 
 
 def affine_by_W_and_jac(W, x, b):
@@ -38,4 +45,4 @@ def affine_by_W_and_jac(W, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return W @ x + b, np.eye(W.shape[0])[:, :, None] * x
+    return W @ x + b, _kron_diag(np.ones(W.shape[0]), x)

@@ -23,6 +23,13 @@ def _dsigmoid(z):
     return np.exp(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z))
 
 
+def _kron_diag(s, x):
+    """x^T (x) diag(s) as an (m, m, n) array: zero but for [i, i, :] = s[i] x."""
+    out = np.zeros((s.shape[0], s.shape[0], x.shape[0]))
+    out[np.arange(s.shape[0]), np.arange(s.shape[0])] = np.outer(s, x)
+    return out
+
+
 def sigmoid_layer_by_W(W, x, b):
     """sigmoid(W @ x + b)
 
@@ -40,7 +47,7 @@ def jac_sigmoid_layer_by_W(W, x, b):
     """
     x = np.ravel(x)
     b = np.ravel(b)
-    return np.diag(_dsigmoid(W @ x + b))[:, :, None] * x
+    return _kron_diag(_dsigmoid(W @ x + b), x)
 
 
 def sigmoid_layer_by_W_and_jac(W, x, b):
@@ -49,4 +56,4 @@ def sigmoid_layer_by_W_and_jac(W, x, b):
     x = np.ravel(x)
     b = np.ravel(b)
     t1 = W @ x + b
-    return _sigmoid(t1), np.diag(_dsigmoid(t1))[:, :, None] * x
+    return _sigmoid(t1), _kron_diag(_dsigmoid(t1), x)

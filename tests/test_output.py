@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from derive import derive
-from derive.article import EXAMPLES, generate
+from derive.article import EXAMPLES, PART_TWO, generate
+from derive.cli import main
 from derive.gradcheck import check_grad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +50,16 @@ def test_golden_files_match(fresh: Path, update: bool) -> None:
 
 
 def test_same_input_gives_identical_bytes(fresh: Path, tmp_path: Path) -> None:
-    assert generate(str(tmp_path)) == 0
-    for p in fresh.iterdir():
-        assert (tmp_path / p.name).read_bytes() == p.read_bytes(), p.name
+    for name, expr, wrt in EXAMPLES:
+        assert main([expr, "--wrt", wrt, "--name", name, "-o", str(tmp_path)]) == 0
+    for p in tmp_path.iterdir():
+        assert (fresh / p.name).read_bytes() == p.read_bytes(), p.name
 
 
-@pytest.mark.parametrize("name", [e[0] for e in EXAMPLES])
+ALL = [e[0] for e in EXAMPLES + PART_TWO]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_markdown_math_is_balanced(fresh: Path, name: str) -> None:
     text = (fresh / f"{name}.md").read_text()
     assert text.count("$$") % 2 == 0
@@ -67,7 +72,7 @@ def test_markdown_math_is_balanced(fresh: Path, name: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")
-@pytest.mark.parametrize("name", [e[0] for e in EXAMPLES])
+@pytest.mark.parametrize("name", ALL)
 def test_tex_compiles(fresh: Path, tmp_path: Path, name: str) -> None:
     shutil.copy(fresh / f"{name}.tex", tmp_path / f"{name}.tex")
     run = subprocess.run(

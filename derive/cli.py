@@ -164,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
     print(d)
     if d.form is None:
         return 0
-    if d.proof.status == "refuted" or (d.numeric is not None and not d.numeric.ok):
+    if d.proof.status == "refuted" or (d.numeric is not None and d.numeric.failed):
         print("derive: the matrix form failed its own check; nothing written", file=sys.stderr)
         return 1
     files = documents(d, name, formats, sizes, args.transpose, vec_form=args.vec_form)

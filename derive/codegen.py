@@ -114,8 +114,8 @@ def derivative(spec: Spec) -> Node:
         return spec.form
     out = spec.shapes[spec.wrt[0]] if spec.kind == "hessian" else spec.value.shape
     tail = spec.shapes[spec.wrt[-1]]
-    if len(out) <= 1 and len(tail) <= 1:
-        return spec.form
+    if len(out) == 1 and len(tail) == 1:
+        return spec.form  # already (outputs x inputs)
     return node("unvec", spec.form, attr=(tuple(out), tuple(tail)))
 
 

@@ -41,17 +41,27 @@ VEC_CONVENTION = "vec stacks columns (column-major), so vec(A dX B) = (Bᵀ ⊗ 
 class NumericCheck:
     """The generated derivative against central differences of the generated value."""
 
-    error: float
+    error: float  # nan when no sample point had a finite value and derivative
     directions: int
     shapes: dict[str, tuple[int, ...]]  # each variable's shape in the check
     seed: int
 
     @property
+    def ran(self) -> bool:
+        return not np.isnan(self.error)
+
+    @property
     def ok(self) -> bool:
-        return self.error < NUMERIC_TOLERANCE
+        return self.ran and self.error < NUMERIC_TOLERANCE
+
+    @property
+    def failed(self) -> bool:
+        return self.ran and not self.ok
 
     def __str__(self) -> str:
         at = shapes_text(self.shapes)
+        if not self.ran:
+            return f"not run: no sample point ({at}) where the value and derivative are finite"
         return (
             f"central differences along {self.directions} random directions (seed {self.seed}, {at}): "
             f"largest relative error {self.error:.1e}"
@@ -362,13 +372,18 @@ def _prove(
 # ----- the numeric side -----
 
 
-def sample(shapes: Mapping[str, Shape], sizes: explicit.Sizes, seed: int, positive: bool) -> dict[str, np.ndarray]:
-    """Random inputs; square matrices get a diagonal shift so they are invertible."""
+SAMPLES: tuple[tuple[float, float] | None, ...] = (None, (0.5, 1.5), (1.5, 3.0), (-1.5, -0.5))
+
+
+def sample(
+    shapes: Mapping[str, Shape], sizes: explicit.Sizes, seed: int, spread: tuple[float, float] | None
+) -> dict[str, np.ndarray]:
+    """Random inputs, standard normal or uniform in ``spread``; square matrices get a diagonal shift."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, shape in shapes.items():
         s = explicit.concrete(shape, sizes)
-        a = rng.uniform(0.5, 1.5, s) if positive else rng.standard_normal(s)
+        a = rng.uniform(*spread, s) if spread else rng.standard_normal(s)
         if len(s) == 2 and s[0] == s[1]:
             a = a + s[0] * np.eye(s[0])
         out[name] = a
@@ -391,9 +406,9 @@ def numeric_check(d: Derivation, seed: int = 0, directions: int = 3) -> NumericC
     sizes = {k: v + 1 for k, v in d.sizes.items()}
     kind = {"gradient": "grad", "jacobian": "jac", "hessian": "hess"}[d.kind]
     names = list(d.shapes)
-    error = np.inf
-    for positive in (False, True):
-        args = sample(d.shapes, sizes, seed, positive)
+    error = np.nan
+    for spread in SAMPLES:  # normal first; then positive ranges, for log, sqrt and log(log)
+        args = sample(d.shapes, sizes, seed, spread)
         vals = [args[n] for n in names]
         with np.errstate(all="ignore"):
             if not np.all(np.isfinite(mod.f(*vals))):
@@ -402,6 +417,8 @@ def numeric_check(d: Derivation, seed: int = 0, directions: int = 3) -> NumericC
                 f, df, wrt = _grad_fn(d, mod), mod.hess_f, names.index(d.wrt[1])
             else:
                 f, df, wrt = mod.f, getattr(mod, f"{kind}_f"), names.index(d.wrt[0])
+            if not np.all(np.isfinite(df(*vals))):
+                continue
             error = directional_error(f, df, vals, wrt=wrt, directions=directions, seed=seed)
         if np.isfinite(error):
             break

@@ -125,6 +125,13 @@ def _matmul(a: object, b: object) -> np.ndarray:
     return out if out.ndim else out[()]
 
 
+def _inverse(a: object) -> np.ndarray:
+    m = _matrix(a)
+    if m.det() == 0:
+        raise DeriveError("the matrix form needs the inverse of a matrix that is singular for every value")
+    return _obj(m.inv().tolist())
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = _map(sp.exp, z)
     return e / _total(e)
@@ -275,7 +282,7 @@ EVAL: dict[str, Callable[..., np.ndarray]] = {
     "fn": lambda e, s, a: _map(lambda v: sympy_value(e.attr[0], e.attr[1], v), a),
     "matmul": lambda e, s, a, b: _matmul(a, b),
     "T": lambda e, s, a: _obj(a).T,
-    "inv": lambda e, s, a: _obj(_matrix(a).inv().tolist()),
+    "inv": lambda e, s, a: _inverse(a),
     "det": lambda e, s, a: _matrix(a).det(),
     "logdet": lambda e, s, a: sp.log(_matrix(a).det()),
     "trace": lambda e, s, a: np.trace(_obj(a)),

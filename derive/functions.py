@@ -46,6 +46,22 @@ class sigmoid(_Named):  # noqa: N801 - named as in formulas
         return self.rewrite(sp.exp)._eval_evalf(prec)
 
 
+class tanh(_Named):  # noqa: N801 - named as in formulas
+    """tanh, with tanh' = 1 - tanh^2, left unevaluated: SymPy's own asks assumptions of
+    its argument, which costs exponential time on nested tanh(tanh(...))."""
+
+    tex = r"\tanh"
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return 1 - tanh(self.args[0]) ** 2
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return (sp.exp(2 * x) - 1) / (sp.exp(2 * x) + 1)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return sp.tanh(self.args[0])._eval_evalf(prec)
+
+
 class step(_Named):  # noqa: N801 - named as in formulas
     """The derivative of relu: 1 for x > 0, else 0 (the subgradient 0 at x = 0)."""
 
@@ -138,7 +154,7 @@ FUNCTIONS: dict[str, Fn] = {
         ),
         Fn("sin", r"\sin", sp.sin, lambda a, k: fn("cos", a)),
         Fn("cos", r"\cos", sp.cos, lambda a, k: _mul(const(-1), fn("sin", a))),
-        Fn("tanh", r"\tanh", sp.tanh, _primed("tanh"), primes=True),
+        Fn("tanh", r"\tanh", tanh, _primed("tanh"), primes=True),
         Fn("sigmoid", r"\sigma", sigmoid, _primed("sigmoid"), primes=True),
         Fn("relu", r"\operatorname{relu}", relu, lambda a, k: fn("step", a)),
         Fn("step", r"\operatorname{step}", step, lambda a, k: None),

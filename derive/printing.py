@@ -56,11 +56,13 @@ class Printer:
         for i, t in enumerate(flatten_add(e)):
             c, rest = split_coef(t)
             negative = c.is_negative is True
-            body = self.scaled(-c if negative else c, rest)
+            text, prec = self.scaled(-c if negative else c, rest)
+            if negative and prec <= ADD:  # x - (y - z), never x - y - z
+                text, prec = self.paren(text), ATOM
             if i == 0:
-                parts.append(("-" + self.wrap_neg(body)) if negative else body[0])
+                parts.append(("-" + self.wrap_neg((text, prec))) if negative else text)
             else:
-                parts.append((" - " if negative else " + ") + body[0])
+                parts.append((" - " if negative else " + ") + text)
         return "".join(parts), ADD
 
     def wrap_neg(self, body: tuple[str, int]) -> str:
@@ -309,7 +311,8 @@ class NumpyPrinter(Printer):
 
     def _print_matmul(self, e: Node) -> tuple[str, int]:
         chain = _chain(e)
-        if len(chain) > 2 and not any(f in self.names for f in _inner_products(e)):
+        inner_vector = any(f.ndim < 2 for f in chain[1:-1])  # x @ A @ x is not associative in shape
+        if len(chain) > 2 and not inner_vector and not any(f in self.names for f in _inner_products(e)):
             return self.pair(_cheapest(chain, self.size_hint))
         return self.pair(e)
 
@@ -351,17 +354,20 @@ class NumpyPrinter(Printer):
             s_text = self.doprint(b.args[0]) if b.op == "diag" else f"np.ones({self.dim(b.shape[0])})"
             body = f"{self.use('_kron_diag')}({s_text}, {self.doprint(a)})"
             return (body, ATOM) if c == 1 else (f"{number(c)} * {body}", MUL)
-        if core.op == "kron" and core not in self.names:
-            a, b = core.args
-            rows_a = sp.Integer(1) if a.ndim == 1 else a.shape[0]
+        if core.op == "kron" and core not in self.names and core.args[1].ndim == 2:
+            a, b = core.args  # (A (x) B)[(i, k), (j, l)] = A[i, j] B[k, l]: lay it out directly
+            if a.op in ("col", "row") and a.args[0].ndim == 1:
+                a_text, a_sub = self.doprint(a.args[0]), "i" if a.op == "col" else "j"
+            else:
+                a_text, a_sub = self.doprint(a), "j" if a.ndim == 1 else "ij"
+            rows_a = a.shape[0] if a.ndim == 2 else sp.Integer(1)
             cols_a = a.shape[-1]
-            if b.ndim == 2 and _splits(out, b.shape[0], rows_a) and _splits(tail, b.shape[1], cols_a):
-                left = self.wrap(b, POSTFIX) + ("[:, None, :, None]" if len(out) == 2 else "[:, :, None]")
-                right = self.wrap(a, POSTFIX) + ("[None, :, None, :]" if a.ndim == 2 else "")
-                body = f"{left} * {right}"
+            if _splits(out, b.shape[0], rows_a) and _splits(tail, b.shape[1], cols_a):
+                target = "k" + ("i" if rows_a != 1 else "") + "l" + ("j" if cols_a != 1 else "")
+                body = f'np.einsum("kl,{a_sub}->{target}", {self.doprint(b)}, {a_text})'
                 if c == 1:
-                    return body, MUL
-                return (f"-({body})", UNARY) if c == -1 else (f"{number(c)} * ({body})", MUL)
+                    return body, ATOM
+                return (f"-{body}", UNARY) if c == -1 else (f"{number(c)} * {body}", MUL)
         target = ", ".join(self.dim(d) for d in tuple(out) + tuple(tail))
         return f'np.reshape({self.doprint(j)}, ({target}), order="F")', ATOM
 
@@ -526,7 +532,7 @@ class MathPrinter(Printer):
     HADAMARD = " ∘ "
     KRON = " ⊗ "
     TIMES = " "
-    ONES = "1"
+    ONES = "𝟏"
     EYE = "I"
     SQUARED = "²"
     STAR = " ⋆ "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from .explicit import Evidence
+from .explicit import Evidence, NotPolynomial
 from .functions import sigmoid, softplus
 
 
@@ -111,10 +111,13 @@ def prove(evidence: Evidence, got: np.ndarray, shapes: dict[str, tuple[int, ...]
     """Compare ``got`` (the matrix form written out, SymPy entries) with the evidence, exactly."""
     t = time.perf_counter()
     expected = evidence.values
-    if evidence.poly is None:
+    try:
+        converted = evidence.same_domain(got) if evidence.poly is not None else None
+    except NotPolynomial:  # inv(inv(B)): a polynomial, written with inverses
+        converted, expected = None, evidence.sympy()
+    if converted is None:
         status, bad = compare(expected, got)
     else:  # exact polynomials: equal exactly when their dicts are equal
-        converted = evidence.same_domain(got)
         wrong = [idx for idx in np.ndindex(*expected.shape) if expected[idx] != converted[idx]]
         full = evidence.sympy() if wrong else None
         status = "refuted" if wrong else "proven"

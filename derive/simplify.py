@@ -228,6 +228,8 @@ def _matmul(e: Node) -> Node:
         return b
     if b.op == "eye":
         return a
+    if _inverse_pair(a, b) or _inverse_pair(b, a):  # X X^-1 = X^-1 X = I
+        return ir.eye(a.shape[0])
     if a.ndim == 1 and b.ndim == 2:  # x @ A is A^T x for a 1-D x
         return node("matmul", node("T", b), a)
     if a.op == "diag" and b.op == "diag" and a.args[0].ndim == 1 and b.args[0].ndim == 1:
@@ -241,6 +243,13 @@ def _matmul(e: Node) -> Node:
     if a.op == "matmul" and b.ndim == 2 and a.args[1].op == "kron":
         return node("matmul", a.args[0], node("matmul", a.args[1], b))
     return e
+
+
+def _inverse_pair(a: Node, b: Node) -> bool:
+    """b is a's inverse: inv(X) after X, or X^-T after X^T."""
+    if b.op == "inv" and b.args[0] == a:
+        return True
+    return a.op == "T" and b.op == "T" and b.args[0].op == "inv" and b.args[0].args[0] == a.args[0]
 
 
 def _is_row(x: Node) -> bool:
@@ -332,6 +341,8 @@ def _kron(e: Node) -> Node:
     if pulled != e:
         return pulled
     a, b = e.args
+    if a.op == "eye" and b.op == "eye":
+        return ir.eye(a.attr[0] * b.attr[0])
     if a.op == "eye" and a.attr[0] == 1:
         return b
     if b.op == "eye" and b.attr[0] == 1:

@@ -191,6 +191,8 @@ def _partials(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
         partials[idx] = frac.replace("\\frac", "\\dfrac", 1)
     layout = "numerator layout: one row per output entry" if d.kind != "gradient" else "the shape of the variable"
     s.say(f"Assembled ({layout}):")
+    if full.ndim == 0:
+        return s  # one partial derivative: nothing to assemble
     assembled = _assemble(full, d.kind, out.ndim if d.kind == "jacobian" else wrt[0].ndim)
     if max(len(ent.latex(v)) for v in assembled.ravel()) <= LONG_ENTRY:
         s.show(f"{_lhs(d, p)} = {ent.matrix(assembled)}")
@@ -386,7 +388,9 @@ def _proof(d: Derivation) -> Section:
         )
     else:
         s.say(f"Proof status: {pr.status}, with {at} ({pr.method}).")
-    if d.numeric is not None:
+    if d.numeric is not None and not d.numeric.ran:
+        s.say("The numeric check did not run: no sample point gave a finite value and derivative.")
+    elif d.numeric is not None:
         # A power of ten above the error, no finer than 1e-8: the last bits vary between BLAS builds.
         bound = 10 ** math.ceil(math.log10(max(d.numeric.error, 1e-8)))
         s.say(

@@ -70,7 +70,7 @@ def tiny_cnn_by_K(y, W, X, K):
 
 
 def grad_tiny_cnn_by_K(y, W, X, K):
-    """The gradient of tiny_cnn_by_K by K: X ⋆ (unpool₂(reshape(Wᵀ((1ᵀ y) softmax(W flatten(maxpool₂(relu(X ⋆ K)))) - y)); relu(X ⋆ K)) ∘ step(X ⋆ K))
+    """The gradient of tiny_cnn_by_K by K: X ⋆ (unpool₂(reshape(Wᵀ((𝟏ᵀ y) softmax(W flatten(maxpool₂(relu(X ⋆ K)))) - y)); relu(X ⋆ K)) ∘ step(X ⋆ K))
 
     Shapes: y (2,), W (2, 2), X (1, 3, 3), K (2, 1, 2, 2). Returns shape (2, 1, 2, 2) (value shape + variable shape).
     """

@@ -55,7 +55,7 @@ def tiny_cnn_by_W(y, W, X, K):
 
 
 def grad_tiny_cnn_by_W(y, W, X, K):
-    """The gradient of tiny_cnn_by_W by W: ((1ᵀ y) softmax(W flatten(maxpool₂(relu(X ⋆ K)))) - y) flatten(maxpool₂(relu(X ⋆ K)))ᵀ
+    """The gradient of tiny_cnn_by_W by W: ((𝟏ᵀ y) softmax(W flatten(maxpool₂(relu(X ⋆ K)))) - y) flatten(maxpool₂(relu(X ⋆ K)))ᵀ
 
     Shapes: y (2,), W (2, 2), X (1, 3, 3), K (2, 1, 2, 2). Returns shape (2, 2) (value shape + variable shape).
     """

@@ -138,3 +138,11 @@ def test_slow_work_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     text = b"".join(chunks).decode()
     assert proc.returncode == 0
     assert "derive: " in text and "..." in text
+
+
+def test_gradient_checker_catches_a_wrong_gradient() -> None:
+    from derive import check_grad
+
+    x = np.array([1.0, -2.0, 3.0])
+    assert check_grad(lambda v: v @ v, lambda v: 2 * v, [x]) < 1e-8
+    assert check_grad(lambda v: v @ v, lambda v: v, [x]) > 0.1  # the factor 2 is missing

@@ -21,7 +21,7 @@ from . import explicit, ir
 from .codegen import Spec, module, shape_text
 from .errors import DeriveError
 from .functions import expand_primes
-from .gradcheck import directional_error
+from .gradcheck import check_grad
 from .ir import Node, Shape, node
 from .parse import Problem, parse
 from .printing import LatexPrinter, PrintError, TextPrinter
@@ -419,7 +419,7 @@ def numeric_check(d: Derivation, seed: int = 0, directions: int = 3) -> NumericC
                 f, df, wrt = mod.f, getattr(mod, f"{kind}_f"), names.index(d.wrt[0])
             if not np.all(np.isfinite(df(*vals))):
                 continue
-            error = directional_error(f, df, vals, wrt=wrt, directions=directions, seed=seed)
+            error = check_grad(f, df, vals, wrt=wrt, directions=directions, seed=seed)
         if np.isfinite(error):
             break
     shapes = {n: explicit.concrete(s, sizes) for n, s in d.shapes.items()}

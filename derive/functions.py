@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .ir import Node, const, node
+from .ir import Node, const, hadamard, node, power
 
 # ----- SymPy functions that SymPy lacks -----
 
@@ -130,30 +130,19 @@ def _primed(name: str) -> Callable[[Node, int], Node]:
     return lambda a, k: fn(name, a, k + 1)
 
 
-def _mul(*xs: Node) -> Node:
-    out = xs[0]
-    for x in xs[1:]:
-        out = node("mul", out, x)
-    return out
-
-
-def _pow(a: Node, p: object) -> Node:
-    return node("pow", a, attr=sp.S(p))
-
-
 FUNCTIONS: dict[str, Fn] = {
     f.name: f
     for f in [
         Fn("exp", r"\exp", sp.exp, lambda a, k: fn("exp", a)),
-        Fn("log", r"\log", sp.log, lambda a, k: _pow(a, -1)),
+        Fn("log", r"\log", sp.log, lambda a, k: power(a, -1)),
         Fn(
             "sqrt",
             r"\sqrt",
             sp.sqrt,
-            lambda a, k: _mul(const(sp.Rational(1, 2)), _pow(fn("sqrt", a), -1)),
+            lambda a, k: hadamard(const(sp.Rational(1, 2)), power(fn("sqrt", a), -1)),
         ),
         Fn("sin", r"\sin", sp.sin, lambda a, k: fn("cos", a)),
-        Fn("cos", r"\cos", sp.cos, lambda a, k: _mul(const(-1), fn("sin", a))),
+        Fn("cos", r"\cos", sp.cos, lambda a, k: hadamard(const(-1), fn("sin", a))),
         Fn("tanh", r"\tanh", tanh, _primed("tanh"), primes=True),
         Fn("sigmoid", r"\sigma", sigmoid, _primed("sigmoid"), primes=True),
         Fn("relu", r"\operatorname{relu}", relu, lambda a, k: fn("step", a)),
@@ -175,13 +164,13 @@ def sympy_value(name: str, order: int, x: sp.Expr) -> sp.Expr:
 def expand_primes(name: str, order: int, a: Node) -> Node:
     """sigma' as sigma (1 - sigma), tanh' as 1 - tanh^2: the written-out forms."""
     f = fn(name, a)
-    one_minus = lambda x: node("add", const(1), _mul(const(-1), x))  # noqa: E731
+    one_minus = lambda x: node("add", const(1), hadamard(const(-1), x))  # noqa: E731
     if (name, order) == ("sigmoid", 1):
-        return _mul(f, one_minus(f))
+        return hadamard(f, one_minus(f))
     if (name, order) == ("tanh", 1):
-        return one_minus(_pow(f, 2))
+        return one_minus(power(f, 2))
     if (name, order) == ("sigmoid", 2):
-        return _mul(f, one_minus(f), one_minus(_mul(const(2), f)))
+        return hadamard(f, one_minus(f), one_minus(hadamard(const(2), f)))
     if (name, order) == ("tanh", 2):
-        return _mul(const(-2), f, one_minus(_pow(f, 2)))
+        return hadamard(const(-2), f, one_minus(power(f, 2)))
     return fn(name, a, order)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def directional_error(
+def check_grad(
     f: Callable[..., object],
     df: Callable[..., object],
     args: Sequence[np.ndarray],
@@ -55,15 +55,3 @@ def directional_error(
             best = min(best, float(np.max(np.abs(fd - an))) / scale if np.size(an) else 0.0)
         worst = max(worst, best)
     return worst
-
-
-def check_grad(
-    f: Callable[..., object],
-    df: Callable[..., object],
-    args: Sequence[np.ndarray],
-    wrt: int = 0,
-    directions: int = 3,
-    seed: int = 0,
-) -> float:
-    """Same as :func:`directional_error`; the name users look for."""
-    return directional_error(f, df, args, wrt=wrt, directions=directions, seed=seed)

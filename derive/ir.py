@@ -291,6 +291,19 @@ def commutation(m: Dim, n: Dim) -> Node:
     return node("commutation", attr=(sp.S(m), sp.S(n)))
 
 
+def hadamard(*xs: Node) -> Node:
+    """The element-wise product of the operands (a scalar broadcasts)."""
+    out = xs[0]
+    for x in xs[1:]:
+        out = node("mul", out, x)
+    return out
+
+
+def power(a: Node, p: Any) -> Node:
+    """a to the (numeric) power p, element-wise."""
+    return node("pow", a, attr=sp.S(p))
+
+
 ZERO = const(0)
 ONE = const(1)
 MINUS_ONE = const(-1)

@@ -25,7 +25,7 @@ import sympy as sp
 
 from . import ir
 from .functions import FUNCTIONS, fn
-from .ir import Node, node
+from .ir import Node, hadamard, node, power
 
 Vjp = Callable[[Node, Node, int], Node | None]
 Jac = Callable[[Node, list[Node | None]], Node | None]
@@ -46,13 +46,6 @@ class Rule:
 # ----- small constructors -----
 
 
-def mul(*xs: Node) -> Node:
-    out = xs[0]
-    for x in xs[1:]:
-        out = node("mul", out, x)
-    return out
-
-
 def mm(a: Node, b: Node) -> Node:
     return node("matmul", a, b)
 
@@ -63,10 +56,6 @@ def neg(a: Node) -> Node:
 
 def T(a: Node) -> Node:
     return node("T", a)
-
-
-def pow_(a: Node, p: object) -> Node:
-    return node("pow", a, attr=sp.S(p))
 
 
 def vec(a: Node) -> Node:
@@ -106,7 +95,7 @@ def scaled_jac(d: Node, j: Node | None) -> Node | None:
     """Jacobian of an element-wise map with derivative ``d`` applied to ``j``."""
     if j is None:
         return None
-    return mul(d, j) if d.shape == () else mm(diag_of(d), j)
+    return hadamard(d, j) if d.shape == () else mm(diag_of(d), j)
 
 
 # ----- element-wise -----
@@ -125,7 +114,7 @@ def _broadcast_jac(x: Node, j: Node | None, e: Node) -> Node | None:
 
 def _mul_vjp(e: Node, g: Node, i: int) -> Node:
     other = e.args[1 - i]
-    return unbroadcast(mul(g, other), e.args[i].shape)
+    return unbroadcast(hadamard(g, other), e.args[i].shape)
 
 
 def _mul_jac(e: Node, js: list[Node | None]) -> Node | None:
@@ -138,7 +127,7 @@ def _mul_term(x: Node, other: Node, j: Node | None) -> Node | None:
     if j is None:
         return None
     if other.shape == ():
-        return mul(other, j)
+        return hadamard(other, j)
     if x.shape == ():
         return mm(node("col", vec(other)), j)  # a scalar times a tensor: vec(other) dx
     return mm(diag_of(other), j)
@@ -146,7 +135,7 @@ def _mul_term(x: Node, other: Node, j: Node | None) -> Node | None:
 
 def _pow_deriv(e: Node) -> Node:
     a, p = e.args[0], e.attr
-    return mul(ir.const(p), pow_(a, p - 1))
+    return hadamard(ir.const(p), power(a, p - 1))
 
 
 def _fn_deriv(e: Node) -> Node:
@@ -164,7 +153,7 @@ class _Zero(Exception):
 def _elementwise(deriv: Callable[[Node], Node]) -> tuple[Vjp, Jac]:
     def vjp(e: Node, g: Node, i: int) -> Node | None:
         try:
-            return mul(g, deriv(e))
+            return hadamard(g, deriv(e))
         except _Zero:
             return None
 
@@ -183,7 +172,7 @@ def _elementwise(deriv: Callable[[Node], Node]) -> tuple[Vjp, Jac]:
 def _matmul_vjp(e: Node, g: Node, i: int) -> Node:
     a, b = e.args
     if a.ndim == 1 and b.ndim == 1:  # x @ y, a scalar
-        return mul(g, b if i == 0 else a)
+        return hadamard(g, b if i == 0 else a)
     if b.ndim == 1:  # A @ x
         return node("outer", g, b) if i == 0 else mm(T(a), g)
     if a.ndim == 1:  # x @ A, that is A^T x
@@ -229,6 +218,11 @@ def _scalar_jac(grad: Callable[[Node], Node]) -> Jac:
     return lambda e, js: lin(node("row", vec(grad(e))), js[0])
 
 
+def _eye_like(e: Node) -> Node:
+    """I of the size of e's (square) operand."""
+    return ir.eye(e.args[0].shape[0])
+
+
 def _softmax(e: Node) -> Node:
     return node("softmax", e.args[0])
 
@@ -247,7 +241,7 @@ rule("mul", "d(X ∘ Y) = dX ∘ Y + X ∘ dY", "(38)", _mul_vjp, _mul_jac)
 rule("pow", "d(X^∘p) = p X^∘(p-1) ∘ dX", None, *_elementwise(_pow_deriv))
 rule("fn", "d f(X) = f'(X) ∘ dX", None, *_elementwise(_fn_deriv))
 rule("sum", "d sum(X) = sum(dX) = 1^T vec(dX)", None,
-     lambda e, g, i: mul(g, ir.ones(e.args[0].shape)),
+     lambda e, g, i: hadamard(g, ir.ones(e.args[0].shape)),
      _scalar_jac(lambda e: ir.ones(e.args[0].shape)))  # fmt: skip
 rule("T", "d(X^T) = (dX)^T", "(44)", lambda e, g, i: T(g), _transpose_jac)
 # ----- Products -----
@@ -259,25 +253,25 @@ rule("inv", "d(X^-1) = -X^-1 dX X^-1", "(40)",
      lambda e, g, i: neg(mm(mm(inv_T(e.args[0]), g), inv_T(e.args[0]))),
      lambda e, js: lin(neg(node("kron", inv_T(e.args[0]), node("inv", e.args[0]))), js[0]))  # fmt: skip
 rule("det", "d det(X) = det(X) tr(X^-1 dX)", "(42)",
-     lambda e, g, i: mul(g, e, inv_T(e.args[0])),
-     lambda e, js: lin(mul(e, node("row", vec(inv_T(e.args[0])))), js[0]))  # fmt: skip
+     lambda e, g, i: hadamard(g, e, inv_T(e.args[0])),
+     lambda e, js: lin(hadamard(e, node("row", vec(inv_T(e.args[0])))), js[0]))  # fmt: skip
 rule("logdet", "d log det(X) = tr(X^-1 dX)", "(43)",
-     lambda e, g, i: mul(g, inv_T(e.args[0])), _scalar_jac(lambda e: inv_T(e.args[0])))  # fmt: skip
+     lambda e, g, i: hadamard(g, inv_T(e.args[0])), _scalar_jac(lambda e: inv_T(e.args[0])))  # fmt: skip
 rule("trace", "d tr(X) = tr(dX)", "(36)",
-     lambda e, g, i: mul(g, ir.eye(e.args[0].shape[0])), _scalar_jac(lambda e: ir.eye(e.args[0].shape[0])))  # fmt: skip
+     lambda e, g, i: hadamard(g, _eye_like(e)), _scalar_jac(_eye_like))  # fmt: skip
 rule("norm", "d ||x|| = x^T dx / ||x||", None,
-     lambda e, g, i: mul(g, e.args[0], pow_(e, -1)),
-     _scalar_jac(lambda e: mul(e.args[0], pow_(e, -1))))  # fmt: skip
+     lambda e, g, i: hadamard(g, e.args[0], power(e, -1)),
+     _scalar_jac(lambda e: hadamard(e.args[0], power(e, -1))))  # fmt: skip
 # ----- Softmax family (p = softmax(z)) -----
 rule("softmax", "d softmax(z) = (diag(p) - p p^T) dz", None,
      lambda e, g, i: mm(node("add", node("diag", e), neg(node("outer", e, e))), g),
      lambda e, js: lin(node("add", node("diag", e), neg(node("outer", e, e))), js[0]))  # fmt: skip
 rule("logsoftmax", "d log softmax(z) = (I - 1 p^T) dz", None,
-     lambda e, g, i: node("add", g, neg(mul(node("sum", g), _softmax(e)))),
+     lambda e, g, i: node("add", g, neg(hadamard(node("sum", g), _softmax(e)))),
      lambda e, js: lin(node("add", ir.eye(e.shape[0]),
                             neg(node("outer", ir.ones(e.shape), _softmax(e)))), js[0]))  # fmt: skip
 rule("logsumexp", "d logsumexp(z) = softmax(z)^T dz", None,
-     lambda e, g, i: mul(g, _softmax(e)), _scalar_jac(_softmax))  # fmt: skip
+     lambda e, g, i: hadamard(g, _softmax(e)), _scalar_jac(_softmax))  # fmt: skip
 # ----- Diagonals -----
 rule("diag", "d diag(x) = diag(dx); d diag(X) = diag(dX)", None,
      lambda e, g, i: node("diag", g), None)  # fmt: skip
@@ -341,7 +335,7 @@ def normalize(e: Node) -> Node:
         out = node(n.op, *args, attr=n.attr) if args != n.args else n
         if out.op == "pow" and out.attr == 2 and args[0].op == "norm":
             (x,) = args[0].args
-            out = mm(x, x) if x.ndim == 1 else node("sum", mul(x, x))
+            out = mm(x, x) if x.ndim == 1 else node("sum", hadamard(x, x))
         elif out.op == "fn" and out.attr == ("log", 0) and args[0].op in ("det", "softmax"):
             out = node("logdet" if args[0].op == "det" else "logsoftmax", args[0].args[0])
         elif out.op == "fn" and out.attr == ("log", 0) and args[0].op == "fn" and args[0].attr == ("sigmoid", 0):

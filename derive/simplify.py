@@ -215,13 +215,10 @@ def _pow(e: Node) -> Node:
 
 
 def _matmul(e: Node) -> Node:
+    pulled = _bilinear(e)  # 2 A^T r, never (2 A^T) r
+    if pulled != e:
+        return pulled
     a, b = e.args
-    ca, a = split_coef(a)
-    cb, b = split_coef(b)
-    sa, a = split_scalars(a)
-    sb, b = split_scalars(b)
-    if ca != 1 or cb != 1 or sa or sb:
-        return scale(ca * cb, with_scalars(sa + sb, node("matmul", a, b)))
     if is_zero(a) or is_zero(b):
         return zeros(e.shape)
     if a.op == "eye":

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import ModuleType
 
@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from . import explicit, ir
-from .codegen import Spec, module, shape_text
+from .codegen import KIND_NAMES, Spec, module, shape_text
 from .errors import DeriveError
 from .functions import expand_primes
 from .gradcheck import check_grad
@@ -31,7 +31,6 @@ from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify, zeros
 
 LAYOUTS = ("numerator", "denominator")
-KIND_NAMES = {"gradient": "gradient", "jacobian": "Jacobian", "hessian": "Hessian"}
 NUMERIC_TOLERANCE = 1e-6
 
 VEC_CONVENTION = "vec stacks columns (column-major), so vec(A dX B) = (Bᵀ ⊗ A) vec(dX)."
@@ -223,9 +222,7 @@ def derive(
     return d
 
 
-def _replace(d: Derivation, **changes: object) -> Derivation:
-    from dataclasses import replace
-
+def _replace(d: Derivation | Proof, **changes: object) -> Derivation | Proof:
     return replace(d, **changes)
 
 

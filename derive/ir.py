@@ -304,36 +304,12 @@ def power(a: Node, p: Any) -> Node:
     return node("pow", a, attr=sp.S(p))
 
 
-ZERO = const(0)
 ONE = const(1)
 MINUS_ONE = const(-1)
 
 
 def is_const(e: Node, value: Any = None) -> bool:
     return e.op == "const" and (value is None or e.attr == value)
-
-
-def name_of(e: Node) -> str:
-    return e.attr[0]
-
-
-def free_vars(e: Node) -> dict[str, Shape]:
-    """The variables in ``e``, in order of first appearance."""
-    out: dict[str, Shape] = {}
-    stack = [e]
-    seen: set[Node] = set()
-    order: list[Node] = []
-    while stack:
-        n = stack.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        order.append(n)
-        stack.extend(reversed(n.args))
-    for n in order:
-        if n.op == "var":
-            out.setdefault(n.attr[0], n.attr[1])
-    return out
 
 
 def depends(e: Node, name: str, _memo: dict | None = None) -> bool:

@@ -69,10 +69,6 @@ class Commutation(MatrixExpr):
         return f"K_{{{printer._print(m)}{printer._print(n)}}}"
 
 
-def _col(x: sp.Basic) -> sp.Basic:
-    return x
-
-
 def _elementwise(f: Callable[[sp.Expr], sp.Expr], x: sp.Basic) -> sp.Basic:
     if isinstance(x, MatrixExpr):
         t = sp.Dummy("t")

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 import numpy as np
 import sympy as sp
+from numpy.lib.stride_tricks import sliding_window_view
 from sympy.core.cache import clear_cache
 
 from derive import derive
@@ -43,11 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 LSQ = "norm(A @ x - b)**2"
 SIGMOID = "sigmoid(W @ x + b)"
 MLP = "norm(W2 @ tanh(W1 @ x + b1) + b2 - y)**2"
+CONV = "sum(conv2d(X, K)**2)"
 ARTICLE = ((LSQ, "x"), ("W @ x + b", "W"), (SIGMOID, "W"))
 LAMBDIFY_MAX = 32  # sympy.lambdify of the element-wise gradient: O(n^3) Python-level terms beyond this
 ISSUE_SYMPY_SECONDS = {8: 0.12, 16: 1.0, 32: 7.6, 64: 60.0}  # plain SymPy, as quoted in the issue
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "XLA_FLAGS")
-SECTIONS = ("grad", "hess", "jac", "derive", "bandwidth")
+SECTIONS = ("grad", "hess", "jac", "conv", "derive", "bandwidth")
 BLAS_NOTE = (
     "Rows marked *BLAS on 1 thread* run the same code inside `threadpoolctl.threadpool_limits(1)`, in the same "
     "rounds: a 2-thread BLAS call waits whenever the other core is busy, one thread does not."
@@ -66,6 +68,7 @@ class Config:
     hess_sizes: tuple[int, ...]
     sigmoid_sizes: tuple[int, ...]
     mlp: tuple[int, int, int]  # output, hidden, input
+    conv: tuple[int, int, int, int]  # channels C, height = width H, filters F, kernel height = width k
     elementwise_sizes: tuple[int, ...]
     sympy_sizes: tuple[int, ...]  # plain SymPy baseline of the element-wise proof
     rounds: Callable[[str, int], int]  # (case, size) -> rounds
@@ -98,6 +101,7 @@ FULL = Config(
     hess_sizes=(100, 1000, 4000),
     sigmoid_sizes=(100, 300),
     mlp=(10, 256, 784),
+    conv=(3, 32, 8, 3),
     elementwise_sizes=(2, 4, 8, 16, 32, 64),
     sympy_sizes=(8, 16, 32, 64),
     rounds=_rounds_full,
@@ -113,6 +117,7 @@ QUICK = Config(
     hess_sizes=(100, 1000),
     sigmoid_sizes=(100, 300),
     mlp=(10, 256, 784),
+    conv=(3, 32, 8, 3),
     elementwise_sizes=(2, 4, 8, 16, 32, 64),
     sympy_sizes=(8, 16, 32),
     rounds=_rounds_quick,
@@ -128,6 +133,7 @@ SMOKE = Config(
     hess_sizes=(8,),
     sigmoid_sizes=(8,),
     mlp=(3, 8, 12),
+    conv=(2, 5, 3, 2),
     elementwise_sizes=(2, 4),
     sympy_sizes=(2, 4),
     rounds=lambda case, n: 1,
@@ -345,9 +351,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def case_table(cases: Sequence[Case], names: Sequence[str], reference: str) -> str:
-    """Rows: variants; columns: sizes, each cell 'median (ratio to the reference)'; then agreement."""
-    header = ["variant"] + [f"n={c.size}" for c in cases] + ["agrees with reference (max rel. diff.)"]
+def case_table(cases: Sequence[Case], names: Sequence[str], reference: str, labels: Sequence[str] | None = None) -> str:
+    """Rows: variants; columns: sizes (or ``labels``), each cell 'median (ratio to the reference)'; then agreement."""
+    labels = labels or [f"n={c.size}" for c in cases]
+    header = ["variant", *labels, "agrees with reference (max rel. diff.)"]
     rows = []
     for name in names:
         cells, errs, ok = [], [], True
@@ -368,11 +375,11 @@ def case_table(cases: Sequence[Case], names: Sequence[str], reference: str) -> s
     return table(header, rows)
 
 
-def rounds_line(cases: Sequence[Case], reference: str) -> str:
+def rounds_line(cases: Sequence[Case], reference: str, labels: Sequence[str] | None = None) -> str:
     parts = []
-    for c in cases:
+    for c, label in zip(cases, labels or [f"n={c.size}" for c in cases], strict=True):
         k = c.rounds(reference)
-        parts.append(f"n={c.size}: {k} round{'s' * (k != 1)} × {c.calls.get(reference, 1)} call(s) per sample")
+        parts.append(f"{label}: {k} round{'s' * (k != 1)} × {c.calls.get(reference, 1)} call(s) per sample")
     return "Rounds (reference variant): " + "; ".join(parts) + "."
 
 
@@ -514,12 +521,26 @@ def generated(expr: str, wrt: str | tuple[str, str]) -> tuple[Any, str]:
     """derive's generated module for ``expr`` (derived once per run; the derivation is timed in section 3),
     and the body of its derivative function as one line, to print under the table: the code measured."""
     src = derive(expr, wrt, numeric=False).numpy_source("f")
-    name, body = "?", ""
+    return load(src), code_line(src)
+
+
+def function_bodies(src: str) -> dict[str, str]:
+    """Each function of a generated module: its body without the docstring, as source."""
+    bodies = {}
     for fn in ast.parse(src).body:
-        if isinstance(fn, ast.FunctionDef) and fn.name in ("grad_f", "jac_f", "hess_f"):
+        if isinstance(fn, ast.FunctionDef):
             stmts = fn.body[1:] if ast.get_docstring(fn) else fn.body
-            name, body = fn.name, "; ".join(ast.unparse(st) for st in stmts)
-    return load(src), f"derive's generated `{name}` body: `{body}`"
+            bodies[fn.name] = "; ".join(ast.unparse(st) for st in stmts)
+    return bodies
+
+
+def code_line(src: str) -> str:
+    """The body of the module's derivative function as one line, to print under the table."""
+    name, body = "?", ""
+    for fn, text in function_bodies(src).items():
+        if fn in ("grad_f", "jac_f", "hess_f"):
+            name, body = fn, text
+    return f"derive's generated `{name}` body: `{body}`"
 
 
 _ELEMENTWISE: dict[int, tuple[list, list, list, list]] = {}
@@ -738,6 +759,80 @@ def mlp_variants(dims: tuple[int, int, int], seed: int, peers: Peers, mod: Any) 
     return vs
 
 
+CAREFUL_CONV = "careful numpy im2col (one GEMM each)"
+DERIVE_CONV = "derive `grad_f` (generated)"
+JAX_CONV = "`jax.jit(jax.grad(f))`, `lax.conv_general_dilated`"
+AUTOGRAD_CONV = "`autograd.grad(f)`, `autograd.scipy.signal.convolve`"
+
+
+def im2col(X: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """X (C, H, W) as the (C·kh·kw, Ho·Wo) matrix of its windows, rows in K's (c, i, j) order: one copy."""
+    C = X.shape[0]
+    return sliding_window_view(X, (kh, kw), axis=(1, 2)).transpose(0, 3, 4, 1, 2).reshape(C * kh * kw, -1)
+
+
+def careful_conv_grad_K(X: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """d/dK sum(conv2d(X, K)**2) = 2 Y colsᵀ with Y = K cols: the im2col matrix built once, two GEMMs."""
+    F, _, kh, kw = K.shape
+    cols = im2col(X, kh, kw)
+    Y = K.reshape(F, -1) @ cols
+    return (2 * (Y @ cols.T)).reshape(K.shape)
+
+
+def careful_conv_grad_X(X: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """d/dX sum(conv2d(X, K)**2): Y = K cols, the window gradients Kᵀ Y in one GEMM, then col2im: kh·kw
+    vectorised strided adds (faster here than a GEMM on the im2col matrix of the zero-padded Y)."""
+    F, C, kh, kw = K.shape
+    Ho, Wo = X.shape[1] - kh + 1, X.shape[2] - kw + 1
+    Km = K.reshape(F, -1)
+    dcols = (Km.T @ (Km @ im2col(X, kh, kw))).reshape(C, kh, kw, Ho, Wo)
+    dX = np.zeros_like(X)
+    for i in range(kh):
+        for j in range(kw):
+            dX[:, i : i + Ho, j : j + Wo] += dcols[:, i, j]
+    return 2 * dX
+
+
+def conv_variants(
+    wrt: str, dims: tuple[int, int, int, int], seed: int, peers: Peers, mod: Any, generic: bool
+) -> list[Variant]:
+    """The gradient of sum(conv2d(X, K)**2) by ``wrt`` ("K" or "X"). Without ``generic`` (derive's code holds the
+    sizes it was derived at) derive's row calls the module's shape-generic helpers the way its ``grad_f`` does."""
+    c, h, f, k = dims
+    rng = np.random.default_rng(seed)
+    X, K = rng.standard_normal((c, h, h)), rng.standard_normal((f, c, k, k)) / math.sqrt(c * k * k)
+    by_k = wrt == "K"
+    if generic:
+        derived = lambda: mod.grad_f(X, K)  # noqa: E731
+    elif by_k:
+        derived = lambda: 2 * mod._conv2d_kernel_grad(X, mod._conv2d(X, K))  # noqa: E731
+    else:
+        derived = lambda: 2 * mod._conv2d_input_grad(mod._conv2d(X, K), K)  # noqa: E731
+    careful = careful_conv_grad_K if by_k else careful_conv_grad_X
+    vs = [Variant(DERIVE_CONV, derived), Variant(CAREFUL_CONV, lambda: careful(X, K))]
+    if peers.jax is not None:
+        jax, jnp = peers.jax, peers.jnp
+
+        def loss(X, K):
+            y = jax.lax.conv_general_dilated(X[None], K, (1, 1), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            return jnp.sum(y**2)
+
+        g = jax.jit(jax.grad(loss, argnums=1 if by_k else 0))
+        Xj, Kj = jax.device_put(X), jax.device_put(K)
+        vs.append(Variant(JAX_CONV, lambda: g(Xj, Kj).block_until_ready()))
+    if peers.autograd is not None:
+        anp = peers.anp
+        from autograd.scipy.signal import convolve
+
+        def aloss(X, K):  # convolve flips its kernel: flip K back for conv2d's cross-correlation
+            y = convolve(X, K[:, :, ::-1, ::-1], axes=([1, 2], [2, 3]), dot_axes=([0], [1]), mode="valid")
+            return anp.sum(y**2)
+
+        ga = peers.autograd.grad(aloss, 1 if by_k else 0)
+        vs.append(Variant(AUTOGRAD_CONV, lambda: ga(X, K)))
+    return vs
+
+
 # ----- the sections -----
 
 
@@ -883,6 +978,67 @@ def section_jac(cfg: Config, peers: Peers, rep: Report, out: TextIO, seed: int) 
         rounds_line([case], CAREFUL_MLP).replace(f"n={hidden}", "MLP"),
         code + ".",
         "Careful numpy: `h = tanh(W1@x + b1); r = W2@h + b2 - y; outer((2*(W2.T@r))*(1 - h*h), x)`.",
+        "",
+    )
+
+
+def section_conv(cfg: Config, peers: Peers, rep: Report, out: TextIO, seed: int) -> None:
+    c, h, f, k = cfg.conv
+    # derive's exact element-wise proof is slow at 32×32 (about 85 s by K here): derive at two small sizes of the same
+    # structure and run its grad_f at full size only if its functions read the same at both (then they hold no sizes).
+    small = min(h, k + 3)
+
+    def shapes(s: int) -> dict[str, tuple[int, ...]]:
+        return {"X": (c, s, s), "K": (f, c, k, k)}
+
+    cases, codes, generic_all, status = [], [], True, set()
+    for wrt in ("K", "X"):
+        ds = {s: derive(CONV, wrt, shapes=shapes(s), numeric=False) for s in (small, small + 1)}
+        src = {s: d.numpy_source("f") for s, d in ds.items()}
+        generic = function_bodies(src[small]) == function_bodies(src[small + 1])
+        generic_all = generic_all and generic
+        status |= {d.proof.status for d in ds.values()}
+        codes.append(f"By {wrt}: " + code_line(src[small]))
+        vs = conv_variants(wrt, cfg.conv, seed, peers, load(src[small]), generic)
+        case = measure(
+            f"gradient of {CONV} by {wrt}", h, vs, CAREFUL_CONV, cfg.rounds("conv", h), cfg, seed=seed + h + len(cases)
+        )
+        rep.add(f"conv by {wrt}", case)
+        cases.append(case)
+    names = [nm for nm in (DERIVE_CONV, CAREFUL_CONV, JAX_CONV, AUTOGRAD_CONV) if any(nm in cs.times for cs in cases)]
+    labels = [f"by K (result {f}×{c}×{k}×{k})", f"by X (result {c}×{h}×{h})"]
+    if generic_all:
+        how = (
+            "its functions read the same (docstrings aside) when derived at both sizes, so they hold no sizes and "
+            "the generated `grad_f` runs as it is"
+        )
+    else:
+        how = (
+            "**its code differs between the two sizes (sizes written in)**, so derive's row calls the module's "
+            "shape-generic helpers `_conv2d`, `_conv2d_kernel_grad`, `_conv2d_input_grad` the way `grad_f` does"
+        )
+    rep.emit(
+        out,
+        f"## 2c. Gradient of `{CONV}` by K and by X, float64 (X {c}×{h}×{h}, K {f}×{c}×{k}×{k}: "
+        f"C={c}, H=W={h}, F={f}, {k}×{k} kernels)",
+        "",
+        case_table(cases, names, CAREFUL_CONV, labels),
+        "",
+        rounds_line(cases, CAREFUL_CONV, ["by K", "by X"]),
+        *[line + "." for line in codes],
+        (f"derive's exact element-wise proof is slow at {h}×{h} (over a minute here): the" if h > small else "The")
+        + f" code is derived at X {c}×{small}×{small} and {c}×{small + 1}×{small + 1} "
+        f"(proof: {', '.join(sorted(status))}); {how}.",
+        "Careful numpy builds the im2col matrix `cols` once (`sliding_window_view`, one copy) and does one GEMM for "
+        "the forward pass, `Y = K·cols`, and one for the gradient: by K `2·Y·colsᵀ`; by X `Kᵀ·Y`, then col2im "
+        f"({k}·{k} strided adds into zeros, ×2), which was faster at 32×32 here than a GEMM of the kernel turned 180° "
+        "with the im2col matrix of the zero-padded Y.",
+        "jax differentiates `sum(lax.conv_general_dilated(X[None], K, (1, 1), 'VALID', "
+        "dimension_numbers=('NCHW', 'OIHW', 'NCHW'))**2)` (a cross-correlation, as conv2d), on device arrays, timed "
+        "with `.block_until_ready()` after a warm-up call (compilation excluded). autograd has no conv2d but its "
+        "`autograd.scipy.signal.convolve` is a primitive with its own gradient (einsum over strided views, no Python "
+        "loop): `convolve(X, K[:, :, ::-1, ::-1], axes=([1, 2], [2, 3]), dot_axes=([0], [1]), mode='valid')` (a true "
+        "convolution, so the kernel is flipped back).",
         "",
     )
 
@@ -1168,6 +1324,8 @@ def run(
         section_hess(cfg, peers, rep, out, seed)
     if "jac" in sections:
         section_jac(cfg, peers, rep, out, seed)
+    if "conv" in sections:
+        section_conv(cfg, peers, rep, out, seed)
     if "derive" in sections:
         section_derive(cfg, rep, out)
     if "bandwidth" in sections:

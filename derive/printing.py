@@ -109,23 +109,31 @@ NUMPY_HELPERS: dict[str, str] = {
     "_conv2d": '''def _conv2d(x, k, c=None):
     """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
     if x.ndim == 2:
-        return np.einsum("hwij,ij->hw", sliding_window_view(x, k.shape), k, optimize=True)
-    y = np.einsum("chwij,fcij->fhw", sliding_window_view(x, k.shape[2:], axis=(1, 2)), k, optimize=True)
+        return np.tensordot(sliding_window_view(x, k.shape), k, axes=([2, 3], [0, 1]))
+    windows = sliding_window_view(x, k.shape[2:], axis=(1, 2))  # (C, H', W', kh, kw), no copy
+    y = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))  # one GEMM, as im2col would do
     return y if c is None else y + c[:, None, None]''',
     "_conv2d_kernel_grad": '''def _conv2d_kernel_grad(x, g):
     """dL/dK: X cross-correlated with the upstream gradient G (the shape of K)."""
     if x.ndim == 2:
-        return np.einsum("abij,ij->ab", sliding_window_view(x, g.shape), g, optimize=True)
-    return np.einsum("cabij,fij->fcab", sliding_window_view(x, g.shape[1:], axis=(1, 2)), g, optimize=True)''',
+        return np.tensordot(sliding_window_view(x, g.shape), g, axes=([2, 3], [0, 1]))
+    windows = sliding_window_view(x, g.shape[1:], axis=(1, 2))  # (C, kh, kw, H', W')
+    return np.tensordot(g, windows, axes=([1, 2], [3, 4]))''',
     "_conv2d_input_grad": '''def _conv2d_input_grad(g, k):
-    """dL/dX: the upstream gradient, zero-padded, cross-correlated with the kernel turned 180 degrees."""
+    """dL/dX: the full convolution of the upstream gradient with the kernel, one kernel offset at a time."""
     kh, kw = k.shape[-2:]
+    h, w = g.shape[-2:]
     if k.ndim == 2:
-        padded = np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
-        return np.einsum("pqab,ab->pq", sliding_window_view(padded, (kh, kw)), k[::-1, ::-1], optimize=True)
-    padded = np.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
-    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))
-    return np.einsum("fpqab,fcab->cpq", windows, k[:, :, ::-1, ::-1], optimize=True)''',
+        dx = np.zeros((h + kh - 1, w + kw - 1))
+        for a in range(kh):
+            for b in range(kw):
+                dx[a : a + h, b : b + w] += k[a, b] * g
+        return dx
+    dx = np.zeros((k.shape[1], h + kh - 1, w + kw - 1))
+    for a in range(kh):
+        for b in range(kw):
+            dx[:, a : a + h, b : b + w] += np.tensordot(k[:, :, a, b], g, axes=([0], [0]))
+    return dx''',
     "_maxpool": '''def _maxpool(x, k):
     """The maximum of each k x k window of the last two axes."""
     *lead, h, w = x.shape

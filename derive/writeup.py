@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from . import explicit
+from .codegen import shared
 from .core import KIND_NAMES, Derivation, arrange
 from .ir import Node, Shape, depends, node, topo, var
 from .printing import EntryLatexPrinter, LatexPrinter, latex_name
@@ -290,7 +291,7 @@ def _matrix_form(d: Derivation, p: LatexPrinter) -> Section:
     var_shape = d.shapes[d.wrt[0]]
     num = arrange(d.form, d.kind, "numerator", var_shape)
     den = arrange(d.form, d.kind, "denominator", var_shape)
-    p = _named(d, p, num, den)
+    p = _named(p, num, den)
     lhs = _lhs(d, p)
     if d.kind == "gradient" and var_shape:
         x = p.doprint(var(d.wrt[0], var_shape))
@@ -316,34 +317,38 @@ BIG_OPS = {"softmax", "logsoftmax", "maxpool", "flatten", "fn"}  # named in a lo
 LONG_FORM = 250  # characters of LaTeX beyond which a matrix form gets names for its parts
 
 
-def _named(d: Derivation, p: LatexPrinter, *roots: Node) -> LatexPrinter:
-    """A printer that calls long subexpressions used more than once by short names (Z_1, z_1)."""
-    from .codegen import shared
+def _named(p: LatexPrinter, *roots: Node) -> LatexPrinter:
+    """A printer that calls long parts of ``roots`` by short names (Z_1, z_1), innermost first.
 
-    names: dict[Node, str] = {}
-    q = LatexPrinter(names=names, transpose="top" if "top" in p.T else "T")
+    A part is named when it is used more than once, or when the whole form is too long
+    to read and the part is a function application (softmax, maxpool, relu, ...).
+    """
+    q = LatexPrinter(transpose=_transpose_of(p))
     long = max(len(q.doprint(r)) for r in roots) > LONG_FORM
     repeated = set(shared(list(roots)))
+    names: dict[Node, str] = {}
     for n in (m for r in roots for m in topo(r)):
         if n in names or n.op not in NAMED_OPS or n.ndim < 1:
             continue
-        if (n in repeated and len(q.doprint(n)) > 40) or (long and n.op in BIG_OPS and len(q.doprint(n)) > 30):
+        size = len(q.doprint(n))
+        if (n in repeated and size > 40) or (long and n.op in BIG_OPS and size > 30):
             k = len(names) + 1
             names[n] = f"\\mathbf{{z}}_{{{k}}}" if n.ndim == 1 else f"Z_{{{k}}}"
-    q.names = dict(names)
-    q.order = list(names)
-    return q
+    return LatexPrinter(names=names, transpose=_transpose_of(p))
+
+
+def _transpose_of(p: LatexPrinter) -> str:
+    return "top" if "top" in p.T else "T"
 
 
 def _where(s: Section, p: LatexPrinter) -> None:
-    """The definitions of the names a printer used, innermost first."""
-    order = getattr(p, "order", [])
-    if not order:
+    """The definitions of the names a printer uses, in the order they were given."""
+    if not p.names:
         return
     s.say("where")
-    for n in order:
-        inner = LatexPrinter(names={m: p.names[m] for m in order if m != n}, transpose="top" if "top" in p.T else "T")
-        s.show(f"{p.names[n]} = {inner.doprint(n)}")
+    for n, name in p.names.items():
+        others = {m: other for m, other in p.names.items() if m != n}
+        s.show(f"{name} = {LatexPrinter(names=others, transpose=_transpose_of(p)).doprint(n)}")
 
 
 def _vec_note(d: Derivation) -> str:
@@ -361,7 +366,7 @@ def _update(d: Derivation, p: LatexPrinter) -> Section:
     s = Section("Gradient descent")
     x = p.doprint(var(d.wrt[0], d.shapes[d.wrt[0]]))
     den = arrange(d.form, d.kind, "denominator", d.shapes[d.wrt[0]])
-    q = _named(d, p, den)
+    q = _named(p, den)
     s.say("With a learning rate $\\gamma$, each step moves against the gradient:")
     s.show(f"{x} \\leftarrow {x} - \\gamma \\, \\nabla_{{{x}}} F = {x} - \\gamma \\left({q.doprint(den)}\\right)")
     _where(s, q)

@@ -201,7 +201,7 @@ def derive(
     with stage(f"taking every partial derivative at {at}"):
         evidence = explicit.evidence(problem.expr, env, sizes, names)
     with stage(f"proving the matrix form entry by entry at {at}"):
-        proof = _prove(display, evidence, kind, layout, problem, names, sizes)
+        proof = _prove(display, evidence, kind, layout, problem, names, sizes, env)
     d = Derivation(
         problem=problem,
         wrt=names,
@@ -316,16 +316,6 @@ def convention(kind: str, layout: str | None, problem: Problem, names: tuple[str
 # ----- the element-wise side and the proof -----
 
 
-def elementwise_form(problem: Problem, names: tuple[str, ...], sizes: explicit.Sizes) -> np.ndarray:
-    """Every partial derivative, taken with SymPy at ``sizes``: shape value + variable(s)."""
-    env = explicit.environment(problem.shapes, sizes)
-    value = explicit.evaluate(problem.expr, env, sizes)
-    d = explicit.elementwise_derivative(value, env[names[0]])
-    if len(names) == 2:
-        d = explicit.elementwise_derivative(d, env[names[1]])
-    return d
-
-
 def as_tensor(m: object, kind: str, layout: str | None, out: tuple[int, ...], var: tuple[int, ...]) -> np.ndarray:
     """The displayed form, written out, rearranged to shape ``out + var``."""
     m = np.asarray(m, dtype=object)
@@ -344,12 +334,12 @@ def _prove(
     problem: Problem,
     names: tuple[str, ...],
     sizes: explicit.Sizes,
+    env: explicit.Env,
 ) -> Proof:
     shown = {n: explicit.concrete(s, sizes) for n, s in problem.shapes.items()}
     if display is None:
         return Proof("no matrix form", "no rule applies; the element-wise derivative is the answer", shown,
                      int(evidence.values.size), 0.0)  # fmt: skip
-    env = explicit.environment(problem.shapes, sizes)
     got = explicit.evaluate(display, env, sizes)
     first = explicit.concrete(problem.shapes[names[0]], sizes)
     last = explicit.concrete(problem.shapes[names[-1]], sizes)

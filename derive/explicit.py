@@ -563,8 +563,12 @@ def evidence(e: Node, env: Env, sizes: Sizes, names: tuple[str, ...]) -> Evidenc
                 "the scalar chain rule entry by entry, each partial derivative by SymPy, compared as exact polynomials"
             )
             return Evidence(values, method, poly, symbols)
+    return Evidence(differentiate(e, env, sizes, names), "SymPy's derivative of every entry")
+
+
+def differentiate(e: Node, env: Env, sizes: Sizes, names: tuple[str, ...]) -> np.ndarray:
+    """``e`` written out, differentiated by each of ``names`` in turn with SymPy's diff of every entry."""
     value = evaluate(e, env, sizes)
-    d = elementwise_derivative(value, env[names[0]])
-    if len(names) == 2:
-        d = elementwise_derivative(d, env[names[1]])
-    return Evidence(d, "SymPy's derivative of every entry")
+    for name in names:
+        value = elementwise_derivative(value, env[name])
+    return value

@@ -6,8 +6,9 @@
 """
 
 from .check import Check, check
+from .context import Limits, Progress
 from .core import Derivation, derive
 from .errors import DeriveError
 from .gradcheck import check_grad
 
-__all__ = ["Check", "Derivation", "DeriveError", "check", "check_grad", "derive"]
+__all__ = ["Check", "Derivation", "DeriveError", "Limits", "Progress", "check", "check_grad", "derive"]

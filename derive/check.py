@@ -13,6 +13,7 @@ a missing factor of 2
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,15 @@ import numpy as np
 import sympy as sp
 
 from . import explicit
-from .core import _kind, _wrt
+from . import sizes as sizing
+from .context import Limits
+from .core import _wrt
 from .errors import DeriveError, ShapeConflict
-from .ir import Shape
-from .parse import Problem, parse
-from .prove import Mismatch, compare
+from .explicit import display_entries, evaluate, sympy_jacobian
+from .layout import Kind, kind_of, layout_of
+from .ops.functions import sigmoid, softplus
+from .parse import Problem, parse, parse_structure
+from .prove import Mismatch
 
 
 @dataclass(frozen=True)
@@ -51,16 +56,25 @@ def check(
     wrt: str | Sequence[str] | None,
     claim: str,
     shapes: Mapping[str, Sequence[int | str]] | None = None,
+    layout: str | None = None,
+    *,
+    symmetric: Sequence[str] = (),
+    diagonal: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> Check:
     """Is ``claim`` the derivative of ``expr`` by ``wrt`` (its value, if ``wrt`` is None)?
 
     The claim may have the variable's shape (a gradient), numerator or
     vec/Kronecker layout (a Jacobian), or be a list of entries at one size.
+    ``layout="numerator"`` reads a gradient claim as its transpose, and
+    ``"denominator"`` a Jacobian claim as its transpose.
     """
-    problem = parse(expr, shapes)
+    limits = limits or Limits()
+    structure = parse_structure(symmetric, diagonal)
+    problem = parse(expr, shapes, structure=structure, limits=limits)
     names = () if wrt is None else _wrt(wrt, problem)
-    explicit.reset_masks()
-    kind = "value" if not names else _kind(problem, names)
+    kind = "value" if not names else kind_of(problem.expr.shape, names).value
+    lay = layout_of(layout)
     declared = {n: s for n, s in problem.shapes.items()}
     used = _entry_names(claim, problem)
     if used:
@@ -71,16 +85,19 @@ def check(
         except ShapeConflict as e:
             text = f"the claim cannot be right: its shapes do not fit ({e})"
             return Check(False, claim, {}, None, "shapes that do not fit (a transpose or the wrong order?)", text)
-        candidates = _candidates(problem.shapes)
+        candidates = _candidates(problem)
     for sizes in candidates:
-        env = explicit.environment(problem.shapes, sizes)
-        entries = _entry_symbols(problem, env)
-        c = parse(claim, declared, entries=entries)
-        got = np.asarray(explicit.evaluate(c.expr, env, sizes), dtype=object)
-        want = np.asarray(
-            explicit.differentiate(problem.expr, env, sizes, names),  # factored, as a person reads it
-            dtype=object,
-        )
+        ents, kit = display_entries(problem.shapes, sizes, structure)
+        entries = _entry_symbols(problem, ents.symbols())
+        c = parse(claim, declared, entries=entries, limits=limits)
+        kit.claims = {s: s for s in entries.values()}
+        got = np.asarray(evaluate(c.expr, kit), dtype=object)
+        if lay is not None and got.ndim == 2 and _transposes(kind, lay):
+            got = got.T
+        if names:
+            want = np.asarray(sympy_jacobian(problem.expr, problem.shapes, sizes, names, structure)[1], dtype=object)
+        else:
+            want = np.asarray(evaluate(problem.expr, kit), dtype=object)
         verdict = _judge(want, got, kind, problem, names, sizes, claim)
         if verdict is not None:
             return verdict
@@ -88,29 +105,45 @@ def check(
     return Check(True, claim, sizes, None, None, f"the claim holds (proven exactly at {_at(sizes)})")
 
 
+def _transposes(kind: str, layout: object) -> bool:
+    """Whether a claim in ``layout`` is the transpose of the form compared (the gradient's shape, numerator)."""
+    return (kind == Kind.GRADIENT and layout == "numerator") or (kind != Kind.GRADIENT and layout == "denominator")
+
+
 def _at(sizes: Mapping[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the given sizes"
 
 
-def _candidates(shapes: Mapping[str, Shape]) -> list[explicit.Sizes]:
-    """Sizes to try, smallest first: all 1, then distinct, then distinct reversed."""
-    free = list(dict.fromkeys(d for s in shapes.values() for d in s if isinstance(d, sp.Symbol)))
+def _candidates(problem: Problem) -> list[dict]:
+    """Sizes to try, smallest first: all 1, then distinct, then distinct reversed, then the declared ones;
+    each only where every dimension of the expression comes out a whole number."""
+    free = sizing.symbols_of(problem.shapes)
     if not free:
         return [{}]
-    out = [dict.fromkeys(free, 1)]
-    distinct = explicit.choose_sizes(shapes)
-    out.append(distinct)
+    dims = sizing.dimensions(problem.expr)
+    out: list[dict] = []
+    try:
+        distinct = sizing.choose(free, dims, groups=problem.shapes.values())
+    except DeriveError:
+        distinct = {d: 2 + i for i, d in enumerate(free)}
     flipped = dict(zip(free, reversed([distinct[d] for d in free]), strict=True))
-    if flipped != distinct:
-        out.append(flipped)
-    return out
+    declared = dict(problem.sizes) if set(problem.sizes) >= set(free) else None
+    for sizes in (dict.fromkeys(free, 1), distinct, flipped, declared):
+        if sizes is not None and sizes not in out and sizing.fits(dims, sizes) and _small(problem, sizes):
+            out.append(sizes)
+    return out or [distinct]
 
 
-def _entry_symbols(problem: Problem, env: explicit.Env) -> dict[str, sp.Symbol]:
+def _small(problem: Problem, sizes: Mapping) -> bool:
+    return sum(int(np.prod(explicit.concrete(s, sizes))) for s in problem.shapes.values()) <= 400
+
+
+def _entry_symbols(problem: Problem, env: Mapping[str, np.ndarray]) -> dict[str, sp.Symbol]:
     out = {}
     for name in problem.shapes:
         for s in np.asarray(env[name], dtype=object).ravel():
-            out[str(s)] = s
+            if isinstance(s, sp.Symbol):
+                out[str(s)] = s
     return out
 
 
@@ -130,15 +163,55 @@ def _entry_names(claim: str, problem: Problem) -> dict[str, tuple[str, tuple[int
     return found
 
 
-def _sizes_from_entries(problem: Problem, used: Mapping[str, tuple[str, tuple[int, ...]]]) -> explicit.Sizes:
+def _sizes_from_entries(problem: Problem, used: Mapping[str, tuple[str, tuple[int, ...]]]) -> dict:
     """Sizes for a claim written entry by entry: the largest index seen (else 2, as on paper)."""
-    sizes: explicit.Sizes = {}
+    sizes: dict = {}
     for name, index in used.values():
         for d, i in zip(problem.shapes[name], index, strict=True):
             if isinstance(d, sp.Symbol):
                 sizes[d] = max(sizes.get(d, 1), i)
     dims = dict.fromkeys(d for s in problem.shapes.values() for d in s if isinstance(d, sp.Symbol))
     return {d: sizes.get(d, 2) for d in dims}
+
+
+def zero_status(d: sp.Expr, rng: random.Random) -> bool | None:
+    """True if ``d`` is exactly zero, False if it is not, None if undecided."""
+    d = sp.S(d)
+    if d == 0 or sp.expand(d) == 0 or sp.cancel(sp.together(d)) == 0:
+        return True
+    if d.has(sigmoid, softplus) and sp.simplify(d.rewrite(sp.exp)) == 0:
+        return True  # sigma(-z) = 1 - sigma(z) needs exp to see
+    return _probe(d, rng)
+
+
+def _probe(d: sp.Expr, rng: random.Random) -> bool | None:
+    """Evaluate at random points: a clear non-zero value refutes."""
+    syms = sorted(d.free_symbols, key=str)
+    for _ in range(3):
+        point = {s: sp.Rational(rng.randint(3, 17), rng.randint(5, 11)) for s in syms}
+        try:
+            v = complex(d.xreplace(point).evalf(30))
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue
+        if abs(v) > 1e-12:
+            return False
+    return None
+
+
+def compare(expected: np.ndarray, got: np.ndarray, seed: int = 0) -> tuple[str, list[Mismatch]]:
+    """Entry by entry: "proven", "refuted" or "unproven", and the entries that differ."""
+    rng = random.Random(seed)
+    expected = np.asarray(expected, dtype=object)
+    got = np.asarray(got, dtype=object)
+    bad: list[Mismatch] = []
+    undecided = False
+    for idx in np.ndindex(*expected.shape):
+        status = zero_status(sp.S(expected[idx]) - sp.S(got[idx]), rng)
+        if status is False:
+            bad.append(Mismatch(tuple(i + 1 for i in idx), sp.S(expected[idx]), sp.S(got[idx])))
+        elif status is None:
+            undecided = True
+    return ("refuted" if bad else "unproven" if undecided else "proven"), bad
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -151,7 +224,7 @@ def _judge(
     kind: str,
     problem: Problem,
     names: tuple[str, ...],
-    sizes: explicit.Sizes,
+    sizes: dict,
     claim: str,
 ) -> Check | None:
     """None if the claim holds at these sizes; else the failing Check."""

@@ -15,11 +15,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import progress
 from .check import check
+from .context import Limits, Progress
 from .core import derive
 from .errors import DeriveError
-from .limits import LIMITS
 from .render import GENERATED_MARK
 from .writeup import FORMATS, documents
 
@@ -47,13 +46,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=",".join(FORMATS), help="comma-separated: tex, md, py (default all)")
     p.add_argument("--check", metavar="CLAIM", help="check a claimed derivative instead of writing files")
     p.add_argument("--size", action="append", default=[], metavar="DIM=N", help="sizes for the write-up's expansion")
+    p.add_argument(
+        "--prove-at",
+        action="append",
+        default=[],
+        metavar="DIM=N",
+        help="prove at these sizes (default: small distinct sizes that fit the expression)",
+    )
     p.add_argument("--transpose", choices=["top", "T"], default="top", help="write transposes as ^\\top or ^T")
     p.add_argument("--expanded", action="store_true", help="write sigma' as sigma (1 - sigma), tanh' as 1 - tanh^2")
     p.add_argument("--force", action="store_true", help="overwrite files that derive did not make")
     p.add_argument("--vec-form", action="store_true", help="generated code returns the Kronecker/vec matrix")
-    p.add_argument("--max-length", type=int, metavar="N", help=f"longest expression (default {LIMITS.length})")
-    p.add_argument("--max-depth", type=int, metavar="N", help=f"deepest nesting (default {LIMITS.depth})")
-    p.add_argument("--max-entries", type=int, metavar="N", help=f"largest proof (default {LIMITS.entries} entries)")
+    p.add_argument("--max-length", type=int, metavar="N", help=f"longest expression (default {Limits.length})")
+    p.add_argument("--max-depth", type=int, metavar="N", help=f"deepest nesting (default {Limits.depth})")
+    p.add_argument("--max-entries", type=int, metavar="N", help=f"largest proof (default {Limits.entries} entries)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        metavar="S",
+        help=f"CPU seconds for the proof (default {Limits.seconds:g}); past it the proof is 'not finished'",
+    )
     return p
 
 
@@ -74,10 +86,11 @@ def parse_shape(text: str) -> tuple[str, tuple[int | str, ...]]:
     return name.strip(), tuple(out)
 
 
-def parse_size(text: str) -> tuple[str, int]:
+def parse_size(text: str, option: str = "--size", largest: int = 99) -> tuple[str, int]:
     name, eq, n = text.partition("=")
-    if not eq or not re.fullmatch(r"[1-9]\d?", n.strip()):
-        raise DeriveError(f"--size {text!r}: expected DIM=N with N from 1 to 99, e.g. n=3")
+    n = n.strip()
+    if not eq or not re.fullmatch(r"[1-9]\d{0,5}", n) or int(n) > largest:
+        raise DeriveError(f"{option} {text[:40]!r}: expected DIM=N with N from 1 to {largest}, e.g. n=3")
     return name.strip(), int(n)
 
 
@@ -131,28 +144,30 @@ def write_all(files: dict[str, str], directory: Path, force: bool) -> list[Path]
 
 
 def run(argv: Sequence[str]) -> int:
-    saved = dataclasses.replace(LIMITS)
-    try:
-        return _run(parser().parse_args(argv))
-    finally:
-        for f in dataclasses.fields(LIMITS):
-            setattr(LIMITS, f.name, getattr(saved, f.name))
+    return _run(parser().parse_args(argv))
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The limits the options ask for (defaults elsewhere)."""
+    given = {}
+    for field in ("length", "depth", "entries", "seconds"):
+        value = getattr(args, f"max_{field}")
+        if value is not None:
+            if not value > 0 or value != value:
+                raise DeriveError(f"--max-{field} must be a positive number, got {value}")
+            given[field] = value
+    return dataclasses.replace(Limits(), **given)
 
 
 def _run(args: argparse.Namespace) -> int:
-    for field in ("length", "depth", "entries"):
-        value = getattr(args, f"max_{field}")
-        if value is not None:
-            if value < 1:
-                raise DeriveError(f"--max-{field} must be a positive number, got {value}")
-            setattr(LIMITS, field, value)
-    progress.enabled = sys.stderr.isatty()
+    limits = limits_from(args)
+    progress = Progress(enabled=sys.stderr.isatty(), delay=float(os.environ.get("DERIVE_PROGRESS_DELAY", "2.0")))
     if len(args.wrt) > 2:
         raise DeriveError("--wrt may be given at most twice (a second derivative)")
     shapes = dict(parse_shape(s) for s in args.shape)
     wrt = args.wrt[0] if len(args.wrt) == 1 else tuple(args.wrt)
     if args.check is not None:
-        verdict = check(args.expr, wrt, args.check, shapes)
+        verdict = check(args.expr, wrt, args.check, shapes, layout=args.layout, limits=limits)
         print(verdict.message)
         return 0 if verdict.ok else 1
     formats = _formats(args.format)
@@ -160,7 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     name = args.name or default_name(args.expr, args.wrt)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", name):
         raise DeriveError(f"--name {name!r} must be a Python identifier")
-    d = derive(args.expr, wrt, shapes, layout=args.layout, primes=not args.expanded)
+    proof_sizes = dict(parse_size(s, "--prove-at", 1000) for s in args.prove_at)
+    d = derive(args.expr, wrt, shapes, layout=args.layout, primes=not args.expanded, limits=limits,
+               progress=progress, proof_sizes=proof_sizes)  # fmt: skip
     print(d)
     if d.form is None:
         return 0

@@ -5,37 +5,43 @@ variable's shape (a gradient has the variable's shape, a Hessian by an
 n-vector is n x n). A vec-form Jacobian is computed as the Kronecker/vec
 matrix and reshaped (column-major) to that convention. Vector arguments
 may be 1-D or columns of shape (n, 1); a column's gradient is a column.
-Subexpressions used more than once are computed once.
+Subexpressions used more than once are computed once. No size is written
+into the code: every dimension is read from an argument's shape.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 from collections import Counter
 from dataclasses import dataclass
 
 import sympy as sp
 
-from .ir import Node, Shape, node, topo
-from .printing import HELPER_IMPORTS, NUMPY_HELPERS, NumpyPrinter, TextPrinter
+from . import numpy_helpers
+from .ir import Node, Shape, topo
+from .layout import Kind, shape_text
+from .ops.build import node
+from .printing import NumpyPrinter, TextPrinter
 from .render import GENERATED_MARK, render
-from .rules import normalize
 
-_CHEAP = {"var", "const", "eye", "ones"}
-KIND_NAMES = {"gradient": "gradient", "jacobian": "Jacobian", "hessian": "Hessian"}
+_CHEAP = frozenset({"var", "const", "eye", "ones", "size"})
 
 
 @dataclass(frozen=True)
 class Spec:
-    """What the module computes; ``form`` is None when there is no matrix form."""
+    """What a module computes: ``value`` (the expression, fused) and ``form`` (its derivative by ``wrt``)."""
 
     expr: str
     value: Node
     form: Node
-    kind: str  # gradient, jacobian or hessian
+    kind: Kind
     wrt: tuple[str, ...]
     shapes: dict[str, Shape]
     convention: str
     vec_form: bool = False  # return the Kronecker/vec matrix itself, not the jax-layout array
+    notes: tuple[str, ...] = ()  # conventions to state in the docstring (symmetric gradients, subgradients)
+    declared: str = ""  # the sizes it was derived for, if the user gave any
 
 
 def shared(roots: list[Node]) -> list[Node]:
@@ -51,11 +57,13 @@ def shared(roots: list[Node]) -> list[Node]:
             seen.add(n)
             for a in n.args:  # x @ x uses x twice
                 uses[a] += 1
-    order = []
+    order: list[Node] = []
+    taken: set[Node] = set()
     for r in roots:
         for n in topo(r):
-            if n not in order and uses[n] > 1 and n.op not in _CHEAP and not _cheap_transpose(n):
+            if n not in taken and uses[n] > 1 and n.op not in _CHEAP and not _cheap_transpose(n):
                 order.append(n)
+                taken.add(n)
     return order
 
 
@@ -63,12 +71,8 @@ def _cheap_transpose(n: Node) -> bool:
     return n.op == "T" and n.args[0].op == "var"
 
 
-def shape_text(shape: Shape) -> str:
-    inner = ", ".join(str(d) for d in shape)
-    return f"({inner},)" if len(shape) == 1 else f"({inner})"
-
-
-def _dims(shapes: dict[str, Shape]) -> dict[sp.Expr, str]:
+def carriers(shapes: dict[str, Shape]) -> dict[sp.Expr, str]:
+    """Each dimension symbol's code: the shape of the first argument that has it."""
     dims: dict[sp.Expr, str] = {}
     for name, shape in shapes.items():
         for i, d in enumerate(shape):
@@ -77,13 +81,13 @@ def _dims(shapes: dict[str, Shape]) -> dict[sp.Expr, str]:
     return dims
 
 
-def _body(roots: list[Node], spec: Spec, printer_helpers: list[str], finish: list[str]) -> list[str]:
+def _body(roots: list[Node], spec: Spec, helpers: list[str], finish: list[str]) -> list[str]:
     """Lines computing ``roots``; ``finish[i]`` formats root i (``{}`` is its text)."""
     temps = shared(roots)
     taken = set(spec.shapes)
     names: dict[Node, str] = {}
     lines: list[str] = []
-    p = NumpyPrinter(_dims(spec.shapes), names)
+    p = NumpyPrinter(carriers(spec.shapes), names, {n: len(s) for n, s in spec.shapes.items()})
     k = 1
     for t in temps:
         while f"t{k}" in taken:
@@ -95,51 +99,70 @@ def _body(roots: list[Node], spec: Spec, printer_helpers: list[str], finish: lis
     outs = [fmt.format(p.doprint(r)) for r, fmt in zip(roots, finish, strict=True)]
     lines.append("return " + ", ".join(outs))
     for h in p.helpers:
-        if h not in printer_helpers:
-            printer_helpers.append(h)
+        if h not in helpers:
+            helpers.append(h)
     return lines
 
 
 def _finish(spec: Spec) -> str:
     """How the derivative's text becomes the returned array: a column keeps its orientation."""
     v = spec.wrt[0]
-    if spec.kind == "gradient" and len(spec.shapes[v]) == 1:
+    if spec.kind is Kind.GRADIENT and len(spec.shapes[v]) == 1:
         return "np.reshape({}, " + f"{v}_shape)"
     return "{}"
 
 
 def derivative(spec: Spec) -> Node:
     """The derivative as code computes it: the jax.jacobian layout, unless ``vec_form``."""
-    if spec.kind == "gradient" or spec.vec_form:
+    if spec.kind is Kind.GRADIENT or spec.vec_form:
         return spec.form
-    out = spec.shapes[spec.wrt[0]] if spec.kind == "hessian" else spec.value.shape
+    out = spec.shapes[spec.wrt[0]] if spec.kind is Kind.HESSIAN else spec.value.shape
     tail = spec.shapes[spec.wrt[-1]]
     if len(out) == 1 and len(tail) == 1:
         return spec.form  # already (outputs x inputs)
     return node("unvec", spec.form, attr=(tuple(out), tuple(tail)))
 
 
+def helper_sources(names: list[str]) -> tuple[list[str], list[str]]:
+    """The source of each helper and of the helpers it calls, in the module's order; their imports."""
+    wanted: list[str] = []
+    stack = list(names)
+    defined = {n for n, _ in inspect.getmembers(numpy_helpers, inspect.isfunction) if n.startswith("_")}
+    while stack:
+        h = stack.pop()
+        if h in wanted:
+            continue
+        wanted.append(h)
+        src = inspect.getsource(getattr(numpy_helpers, h))
+        stack.extend(n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name) and n.id in defined)
+    order = [n for n, _ in inspect.getmembers(numpy_helpers, inspect.isfunction) if n in wanted]
+    order.sort(key=lambda n: inspect.getsourcelines(getattr(numpy_helpers, n))[1])
+    sources = [inspect.getsource(getattr(numpy_helpers, h)).rstrip() for h in order]
+    imports = sorted({line for name, line in numpy_helpers.IMPORTS for s in sources if name in s})
+    return sources, imports
+
+
 def module(spec: Spec, name: str = "f") -> str:
     """The complete, importable source of the numpy module for ``spec``."""
+    from .calculus import normalize
+
     params = ", ".join(spec.shapes)
     value = normalize(spec.value)  # the stable, fused forms: log(sigmoid(z)) -> -softplus(-z)
     vectors = [v for v, s in spec.shapes.items() if len(s) == 1]
     prelude = []
-    if spec.kind == "gradient" and len(spec.shapes[spec.wrt[0]]) == 1:
+    if spec.kind is Kind.GRADIENT and len(spec.shapes[spec.wrt[0]]) == 1:
         prelude.append(f"{spec.wrt[0]}_shape = np.shape({spec.wrt[0]})")
     prelude += [f"{v} = np.ravel({v})" for v in vectors]
     helpers: list[str] = []
-    kind = {"gradient": "grad", "jacobian": "jac", "hessian": "hess"}[spec.kind]
-    deriv_name = f"{kind}_{name}"
-    both_name = f"{name}_and_{kind}"
-    text = TextPrinter()
-    formula = text.doprint(spec.form)
-    shapes = ", ".join(f"{n} {shape_text(s)}" for n, s in spec.shapes.items())
+    deriv_name = f"{spec.kind.code}_{name}"
+    both_name = f"{name}_and_{spec.kind.code}"
+    formula = TextPrinter().doprint(spec.form)
+    shapes = ", ".join(f"{n} {shape_text(tuple(pretty_dim(d) for d in s))}" for n, s in spec.shapes.items())
     by = " and ".join(spec.wrt)
-    out_shape = _result_shape(spec)
     layout = "the Kronecker/vec matrix, numerator layout" if spec.vec_form else "value shape + variable shape"
-    if spec.vec_form and spec.kind != "gradient":
+    if spec.vec_form and spec.kind is not Kind.GRADIENT:
         layout += "; " + spec.convention.split("; ", 1)[-1].rstrip(".")
+    note = "".join(f"\n    {line}" for n in spec.notes for line in _wrap(n)) + "\n    " if spec.notes else ""
     fns = [
         {
             "name": name,
@@ -150,8 +173,8 @@ def module(spec: Spec, name: str = "f") -> str:
         {
             "name": deriv_name,
             "params": params,
-            "doc": f"The {KIND_NAMES[spec.kind]} of {name} by {by}: {formula}\n\n"
-            f"    Shapes: {shapes}. Returns shape {out_shape} ({layout}).\n    ",
+            "doc": f"The {spec.kind.title} of {name} by {by}: {formula}\n\n"
+            f"    Shapes: {shapes}. Returns shape {_result_shape(spec)} ({layout}).\n    {note}",
             "body": prelude + _body([derivative(spec)], spec, helpers, [_finish(spec)]),
         },
         {
@@ -161,25 +184,39 @@ def module(spec: Spec, name: str = "f") -> str:
             "body": prelude + _body([value, derivative(spec)], spec, helpers, ["{}", _finish(spec)]),
         },
     ]
-    ordered = [h for h in NUMPY_HELPERS if h in helpers]
+    sources, imports = helper_sources(helpers)
     return render(
         "module.py.j2",
-        title=f"The {KIND_NAMES[spec.kind]} of {spec.expr} by {by}.",
+        title=f"The {spec.kind.title} of {spec.expr} by {by}.",
         mark=GENERATED_MARK,
         expr=spec.expr,
-        shapes=shapes,
+        shapes=shapes + (f" (any sizes; derived for {spec.declared})" if spec.declared else ""),
         convention=spec.convention,
         names=", ".join(f'"{f["name"]}"' for f in fns),
-        helpers=[NUMPY_HELPERS[h] for h in ordered],
-        imports=sorted({line for h in ordered for line in HELPER_IMPORTS.get(h, [])}),
+        helpers=sources,
+        imports=imports,
         functions=fns,
     )
 
 
+def pretty_dim(d: sp.Expr) -> sp.Expr:
+    """A dimension as a person writes it: n (k - p + 1)/2, not n (k/2 - p/2 + 1/2)."""
+    d = sp.S(d)
+    if d.is_Mul:
+        return sp.Mul(*[sp.together(f) for f in d.args], evaluate=False)
+    return sp.together(d)
+
+
+def _wrap(text: str, width: int = 100) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)
+
+
 def _result_shape(spec: Spec) -> str:
-    if spec.vec_form and spec.kind != "gradient":
+    if spec.vec_form and spec.kind is not Kind.GRADIENT:
         return shape_text(spec.form.shape)
-    if spec.kind == "gradient":
+    if spec.kind is Kind.GRADIENT:
         return shape_text(spec.shapes[spec.wrt[0]])
-    out = spec.shapes[spec.wrt[0]] if spec.kind == "hessian" else spec.value.shape
+    out = spec.shapes[spec.wrt[0]] if spec.kind is Kind.HESSIAN else spec.value.shape
     return shape_text(out + spec.shapes[spec.wrt[-1]])

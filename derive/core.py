@@ -1,4 +1,4 @@
-"""The pipeline: parse, matrix form by rule, element-wise form, proof, numeric check.
+"""The pipeline: parse, matrix form by rule, proof at small sizes, numeric check at real ones.
 
 >>> d = derive("norm(A @ x - b)**2", "x")
 >>> print(d.text)
@@ -12,97 +12,78 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from types import ModuleType
 
 import numpy as np
 import sympy as sp
 
-from . import explicit, ir
-from .codegen import KIND_NAMES, Spec, module, shape_text
+from . import sizes as sizing
+from .calculus import gradient, jacobian, normalize
+from .codegen import Spec, module
+from .context import Context, Limits, Progress
 from .errors import DeriveError
-from .functions import expand_primes
-from .gradcheck import check_grad
-from .ir import Node, Shape, node
-from .parse import Problem, parse
+from .explicit import concrete, entries, sympy_jacobian
+from .ir import Node, Shape, size_of, topo
+from .layout import Kind, Layout, arrange, as_tensor, convention, kind_of, layout_name, layout_of, shape_text
+from .numeric import NumericCheck, fits, load
+from .numeric import check as numeric_check
+from .ops import NoRule
+from .ops.build import commutation, const, eye, mm, node
+from .ops.functions import FUNCTIONS, written_out
+from .parse import Problem, parse, parse_structure
 from .printing import LatexPrinter, PrintError, TextPrinter
-from .progress import stage
-from .prove import Proof, prove, shapes_text
-from .rules import NoRule, gradient, jacobian, normalize
+from .prove import Proof, Sides, prove, shapes_text
 from .simplify import simplify, zeros
 
-LAYOUTS = ("numerator", "denominator")
-NUMERIC_TOLERANCE = 1e-6
+__all__ = ["Derivation", "derive", "load", "matrix_form"]
 
-VEC_CONVENTION = "vec stacks columns (column-major), so vec(A dX B) = (Bᵀ ⊗ A) vec(dX)."
-
-
-@dataclass(frozen=True)
-class NumericCheck:
-    """The generated derivative against central differences of the generated value."""
-
-    error: float  # nan when no sample point had a finite value and derivative
-    directions: int
-    shapes: dict[str, tuple[int, ...]]  # each variable's shape in the check
-    seed: int
-
-    @property
-    def ran(self) -> bool:
-        return not np.isnan(self.error)
-
-    @property
-    def ok(self) -> bool:
-        return self.ran and self.error < NUMERIC_TOLERANCE
-
-    @property
-    def failed(self) -> bool:
-        return self.ran and not self.ok
-
-    def __str__(self) -> str:
-        at = shapes_text(self.shapes)
-        if not self.ran:
-            return f"not run: no sample point ({at}) where the value and derivative are finite"
-        return (
-            f"central differences along {self.directions} random directions (seed {self.seed}, {at}): "
-            f"largest relative error {self.error:.1e}"
-        )
+SYMMETRIC_NOTE = (
+    "By a symmetric {v}: the gradient is sym(G) = (G + Gᵀ)/2, which satisfies df = tr(Gᵀ dS) for every symmetric dS;"
+    " the Matrix Cookbook's G + Gᵀ - G∘I is the derivative by the n(n+1)/2 free entries, not this gradient."
+)
+DIAGONAL_NOTE = "By a diagonal {v}: the gradient is diag(diag(G)), the part of G on the diagonal."
 
 
 @dataclass(frozen=True)
 class Derivation:
-    """A derivative in matrix form, with its proof.
+    """A derivative in matrix form, with its proof and numeric check.
 
-    ``form`` is the canonical matrix form (a gradient in the variable's
-    shape; a Jacobian in numerator layout, vec form); ``display`` is the
-    same in the requested ``layout``. Both are None when no rule applies,
-    and then ``elementwise`` is the answer. ``elementwise`` has shape
-    value shape + variable shape(s), at the proof's sizes.
+    ``form`` is the canonical matrix form (a gradient in the variable's shape;
+    a Jacobian in numerator layout, vec form); ``display`` is the same in the
+    requested ``layout``. Both are None when no rule applies, and then
+    ``elementwise`` is the answer. ``elementwise`` has shape value shape +
+    variable shape(s), at the proof's sizes.
     """
 
     problem: Problem
     wrt: tuple[str, ...]
-    kind: str
+    kind: Kind
     layout: str
     form: Node | None
     display: Node | None
-    evidence: explicit.Evidence
     proof: Proof
     numeric: NumericCheck | None
     convention: str
     note: str = ""
     sizes: dict[sp.Symbol, int] = field(default_factory=dict, repr=False)
+    first: Node | None = field(default=None, repr=False)  # a Hessian's gradient, for its numeric check
+    notes: tuple[str, ...] = ()
 
     @property
     def expr(self) -> str:
         return self.problem.source
 
-    @cached_property
-    def elementwise(self) -> np.ndarray:
-        """Every partial derivative at the proof's sizes (SymPy expressions), shape value + variable(s)."""
-        return self.evidence.sympy()
-
     @property
     def shapes(self) -> dict[str, Shape]:
         return self.problem.shapes
+
+    @property
+    def structure(self) -> dict[str, str]:
+        return self.problem.structure
+
+    @cached_property
+    def elementwise(self) -> np.ndarray:
+        """Every partial derivative at the proof's sizes (SymPy expressions), shape value + variable(s)."""
+        return sympy_jacobian(self.problem.expr, self.shapes, self.sizes, self.wrt, self.structure)[1]
 
     @property
     def text(self) -> str:
@@ -119,7 +100,7 @@ class Derivation:
 
     def _show(self, p: TextPrinter | LatexPrinter) -> str:
         """The displayed form; a numerator-layout derivative by a vector is a row."""
-        row = self.kind == "gradient" and self.layout == "numerator" and self.display.ndim == 1
+        row = self.kind is Kind.GRADIENT and self.layout == "numerator" and self.display.ndim == 1
         return p.row(self.display) if row else p.doprint(self.display)
 
     @cached_property
@@ -129,26 +110,36 @@ class Derivation:
 
         return None if self.display is None else to_sympy(self.display)
 
+    def spec(self, vec_form: bool = False) -> Spec:
+        if self.form is None:
+            raise DeriveError(f"no numpy code without a matrix form: {self.note}")
+        declared = ""
+        if self.problem.sizes:
+            declared = ", ".join(f"{n} {shape_text(self.problem.at_declared(s))}" for n, s in self.shapes.items())
+        return Spec(self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention,
+                    vec_form, self.notes, declared)  # fmt: skip
+
     def numpy_source(self, name: str = "f", vec_form: bool = False) -> str:
         """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`).
 
         The derivative has shape value shape + variable shape (as ``jax.jacobian``);
         ``vec_form=True`` returns the Kronecker/vec matrix of the matrix form instead.
         """
-        if self.form is None:
-            raise DeriveError(f"no numpy code without a matrix form: {self.note}")
-        spec = Spec(
-            self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention, vec_form
-        )
-        return module(spec, name)
+        return module(self.spec(vec_form), name)
 
     def __str__(self) -> str:
         by = " and ".join(self.wrt)
-        lines = [f"{KIND_NAMES[self.kind]} of {self.expr} by {by}:", f"  {self.text}", f"  {self.convention}"]
+        lines = [f"{self.kind.title} of {self.expr} by {by}:"]
+        lines += [f"  note: {n}" for n in self.problem.notes]
+        lines += [f"  {self.text}", f"  {self.convention}"]
+        lines += [f"  {n}" for n in self.notes]
         lines.append(f"  proof: {self.proof}")
         if self.numeric is not None:
             lines.append(f"  numeric: {self.numeric}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Derivation d({self.expr})/d{'d'.join(self.wrt)}: {self.text[:60]} [{self.proof.status}]>"
 
     def _repr_latex_(self) -> str | None:
         """Rendered math in Jupyter."""
@@ -157,7 +148,7 @@ class Derivation:
     def _repr_markdown_(self) -> str:
         """The result, its convention and its proof, for Jupyter."""
         by = " and ".join(f"`{n}`" for n in self.wrt)
-        head = f"**{KIND_NAMES[self.kind]} of** `{self.expr}` **by** {by}"
+        head = f"**{self.kind.title} of** `{self.expr}` **by** {by}"
         body = f"$${self.latex_form()}$$" if self.display is not None else f"No matrix form: {self.note}."
         return f"{head}\n\n{body}\n\n{self.convention} Proof: {self.proof}."
 
@@ -172,6 +163,13 @@ def derive(
     layout: str | None = None,
     primes: bool = True,
     numeric: bool = True,
+    *,
+    symmetric: Sequence[str] = (),
+    diagonal: Sequence[str] = (),
+    proof_sizes: Mapping[str, int] | None = None,
+    max_seconds: float | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
 ) -> Derivation:
     """Differentiate ``expr`` (numpy syntax) by ``wrt`` and prove the result.
 
@@ -179,51 +177,41 @@ def derive(
     ``layout`` is None (a scalar's gradient in the variable's shape, a
     Jacobian in numerator layout), ``"numerator"`` or ``"denominator"``.
     ``primes`` writes sigma' and tanh' (else sigma (1 - sigma), 1 - tanh^2).
+    ``symmetric`` and ``diagonal`` name structured matrices. The proof runs at
+    small sizes (``proof_sizes``, dimension name -> size, to choose them) within
+    ``max_seconds`` CPU seconds; the numeric check at the declared sizes.
     Raises :class:`DeriveError` for bad input; never returns an unproven
     result without saying so in ``proof.status``.
     """
-    problem = parse(expr, shapes)
-    names = _wrt(wrt, problem)
-    explicit.reset_masks()
-    if layout is not None and layout not in LAYOUTS:
-        raise DeriveError(f"unknown layout {layout!r}; use 'numerator' or 'denominator'")
-    kind = _kind(problem, names)
-    note = ""
+    ctx = _context(limits, max_seconds, progress)
     try:
-        with stage("finding the matrix form"):
-            form = matrix_form(problem, names, kind, primes)
-    except NoRule as e:
-        form, note = None, f"{e}; the derivative is given element-wise"
-    display = None if form is None else arrange(form, kind, layout, problem.shapes[names[0]])
-    sizes = explicit.choose_sizes(problem.shapes)
-    env = explicit.environment(problem.shapes, sizes)
-    at = shapes_text({n: explicit.concrete(s, sizes) for n, s in problem.shapes.items()})
-    with stage(f"taking every partial derivative at {at}"):
-        evidence = explicit.evidence(problem.expr, env, sizes, names)
-    with stage(f"proving the matrix form entry by entry at {at}"):
-        proof = _prove(display, evidence, kind, layout, problem, names, sizes, env)
-    d = Derivation(
-        problem=problem,
-        wrt=names,
-        kind=kind,
-        layout=_layout_name(kind, layout),
-        form=form,
-        display=display,
-        evidence=evidence,
-        proof=proof,
-        numeric=None,
-        convention=convention(kind, layout, problem, names),
-        note=note,
-        sizes=sizes,
-    )
-    if numeric and form is not None:
-        with stage("checking the generated code against central differences"):
-            d = _replace(d, numeric=numeric_check(d))
-    return d
+        problem = parse(expr, shapes, structure=parse_structure(symmetric, diagonal), limits=ctx.limits)
+        names = _wrt(wrt, problem)
+        kind, lay = kind_of(problem.expr.shape, names), layout_of(layout)
+        with ctx.progress.stage("finding the matrix form"):
+            form, first, note = matrix_form(problem, names, kind, primes)
+        display = None if form is None else arrange(form, kind, lay, problem.shapes[names[0]])
+        at = _proof_sizes(problem, form, proof_sizes)
+        with ctx.progress.stage(f"proving the matrix form entry by entry at {_at(problem, at)}"):
+            proof = _prove(problem, names, kind, lay, display, at, ctx)
+        d = Derivation(problem, names, kind, layout_name(kind, lay), form, display, proof, None,
+                       convention(kind, lay, problem.expr.shape, problem.shapes, names), note, at, first,
+                       _notes(problem, names))  # fmt: skip
+        if numeric and form is not None:
+            with ctx.progress.stage("checking the generated code against central differences"):
+                d = replace(d, numeric=_numeric(d))
+        return d
+    except RecursionError:
+        raise DeriveError(f"the expression is nested too deeply ({ctx.limits.how_to_raise('depth')})") from None
 
 
-def _replace(d: Derivation | Proof, **changes: object) -> Derivation | Proof:
-    return replace(d, **changes)
+def _context(limits: Limits | None, max_seconds: float | None, progress: Progress | None) -> Context:
+    limits = limits or Limits()
+    if max_seconds is not None:
+        if not isinstance(max_seconds, int | float) or not max_seconds > 0:
+            raise DeriveError(f"max_seconds must be a positive number, got {max_seconds!r}")
+        limits = replace(limits, seconds=float(max_seconds))
+    return Context(limits, progress or Progress())
 
 
 def _wrt(wrt: str | Sequence[str], problem: Problem) -> tuple[str, ...]:
@@ -237,187 +225,156 @@ def _wrt(wrt: str | Sequence[str], problem: Problem) -> tuple[str, ...]:
     return names
 
 
-def _kind(problem: Problem, names: tuple[str, ...]) -> str:
-    scalar = problem.expr.shape == ()
-    if len(names) == 2:
-        if not scalar:
-            raise DeriveError("second derivatives are for scalar expressions; this one has shape "
-                              + shape_text(problem.expr.shape))  # fmt: skip
-        return "hessian"
-    return "gradient" if scalar else "jacobian"
+def matrix_form(problem: Problem, names: tuple[str, ...], kind: Kind,
+                primes: bool = True) -> tuple[Node | None, Node | None, str]:  # fmt: skip
+    """(the derivative by rule, a Hessian's gradient, a note): reverse mode for a scalar, then forward mode.
 
-
-def matrix_form(problem: Problem, names: tuple[str, ...], kind: str, primes: bool = True) -> Node:
-    """The derivative by rule: reverse mode for a scalar, then forward (vec) mode."""
+    The form is None (with the note saying why) when no rule applies.
+    """
     e = normalize(problem.expr)
-    first = names[0]
-    if kind == "jacobian":
-        out = jacobian(e, first, problem.shapes[first])
-        out = out if out is not None else zeros((e.size, _size(problem.shapes[first])))
-    else:
-        g = gradient(e, first)
-        out = simplify(g) if g is not None else zeros(problem.shapes[first])
-        if kind == "hessian":
-            h = jacobian(out, names[1], problem.shapes[names[1]])
-            out = h if h is not None else zeros((_size(problem.shapes[first]), _size(problem.shapes[names[1]])))
+    shapes, structure = problem.shapes, problem.structure
+    first = None
+    try:
+        if kind is Kind.JACOBIAN:
+            v = names[0]
+            out = jacobian(e, v, shapes[v])
+            out = _structured_jac(out, shapes[v], structure.get(v, "")) if out is not None else None
+            out = out if out is not None else zeros((e.size, size_of(shapes[v])))
+        else:
+            g = gradient(e, names[0])
+            g = simplify(_structured_grad(g, structure.get(names[0], ""))) if g is not None else None
+            out = g if g is not None else zeros(shapes[names[0]])
+            if kind is Kind.HESSIAN:
+                first = out
+                w = names[1]
+                h = jacobian(out, w, shapes[w]) if g is not None else None
+                h = _structured_jac(h, shapes[w], structure.get(w, "")) if h is not None else None
+                out = h if h is not None else zeros((size_of(shapes[names[0]]), size_of(shapes[w])))
+    except NoRule as err:
+        return None, None, f"{err}; the derivative is given element-wise"
     out = simplify(out)
     if not primes:
-        out = simplify(_expand_primes(out))
-    return out
+        out = simplify(_write_out_primes(out))
+    return out, first, ""
 
 
-def _size(shape: Shape) -> sp.Expr:
-    return sp.Mul(*shape) if shape else sp.Integer(1)
+def _structured_grad(g: Node, structure: str) -> Node:
+    """The gradient by a symmetric variable, sym(G) = (G + G^T)/2; by a diagonal one, diag(diag(G))."""
+    if structure == "symmetric":
+        return node("mul", const(sp.Rational(1, 2)), node("add", g, node("T", g)))
+    if structure == "diagonal":
+        return node("diag", node("diag", g))
+    return g
 
 
-def _expand_primes(e: Node) -> Node:
+def _structured_jac(j: Node, shape: Shape, structure: str) -> Node:
+    """J (I + K)/2 by a symmetric variable (vec(sym(E)) = (I + K) vec(E)/2); J diag(vec(I)) by a diagonal one."""
+    if structure == "symmetric":
+        n = shape[0]
+        return node("mul", const(sp.Rational(1, 2)), mm(j, node("add", eye(n * n), commutation(n, n))))
+    if structure == "diagonal":
+        return mm(j, node("diag", node("vec", eye(shape[0]))))
+    return j
+
+
+def _write_out_primes(e: Node) -> Node:
     memo: dict[Node, Node] = {}
-
-    def go(n: Node) -> Node:
-        if n not in memo:
-            args = tuple(go(a) for a in n.args)
-            m = node(n.op, *args, attr=n.attr) if args != n.args else n
-            memo[n] = expand_primes(*m.attr, m.args[0]) if m.op == "fn" and m.attr[1] > 0 else m
-        return memo[n]
-
-    return go(e)
+    for n in topo(e):
+        args = tuple(memo[a] for a in n.args)
+        m = n if args == n.args else node(n.op, *args, attr=n.attr)
+        memo[n] = written_out(*m.attr, m.args[0]) if m.op == "fn" and m.attr[1] > 0 else m
+    return memo[e]
 
 
-def arrange(form: Node, kind: str, layout: str | None, var_shape: Shape) -> Node:
-    """The canonical form in the requested layout (a transpose, simplified)."""
-    transpose = (kind == "gradient" and layout == "numerator" and len(var_shape) == 2) or (
-        kind != "gradient" and layout == "denominator"
-    )
-    return simplify(node("T", form)) if transpose else form
+def _notes(problem: Problem, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The conventions this derivative rests on: structured variables, subgradients."""
+    out = []
+    for v in dict.fromkeys(names):
+        s = problem.structure.get(v)
+        if s == "symmetric":
+            out.append(SYMMETRIC_NOTE.format(v=v))
+        elif s == "diagonal":
+            out.append(DIAGONAL_NOTE.format(v=v))
+    ops = {n.op for n in topo(problem.expr)}
+    fns = {n.attr[0] for n in topo(problem.expr) if n.op == "fn"}
+    out += [FUNCTIONS[f].note for f in sorted(fns) if FUNCTIONS[f].note]
+    if ops & {"maximum", "minimum"}:
+        out.append("maximum and minimum: at a tie the gradient is split equally between the two operands.")
+    if "maxpool" in ops:
+        out.append("max pooling: each window's gradient goes to its maximum; on a tie, to the first (numpy's argmax).")
+    return tuple(out)
 
 
-def _layout_name(kind: str, layout: str | None) -> str:
-    if layout is None:
-        return "gradient" if kind == "gradient" else "numerator"
-    return layout
+# ----- the proof -----
 
 
-def convention(kind: str, layout: str | None, problem: Problem, names: tuple[str, ...]) -> str:
-    """One sentence stating the layout, and the vec convention where it matters."""
-    v, shapes = names[0], problem.shapes
-    if kind == "gradient":
-        if layout == "numerator":
-            t = shape_text(tuple(reversed(shapes[v])))
-            return f"Numerator layout: the transpose of the gradient, shape {t}."
-        return f"Gradient: the shape of {v}, {shape_text(shapes[v])} (denominator layout)."
-    rows = "variable" if layout == "denominator" else "output"
-    text = f"{(layout or 'numerator').capitalize()} layout: one row per entry of the {rows}"
-    value = shapes[v] if kind == "hessian" else problem.expr.shape
-    if len(value) > 1 or any(len(shapes[n]) > 1 for n in names):
-        return f"{text}; {VEC_CONVENTION}"
-    return text + "."
+def _proof_sizes(problem: Problem, form: Node | None, given: Mapping[str, int] | None) -> dict[sp.Symbol, int]:
+    symbols = sizing.symbols_of(problem.shapes)
+    fixed = {}
+    for k, v in (given or {}).items():
+        match = [s for s in symbols if str(s) == str(k)]
+        if not match:
+            known = ", ".join(map(str, symbols)) or "none"
+            raise DeriveError(f"proof size for '{k}', which is not a dimension of the expression (they are {known})")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
+            raise DeriveError(f"proof size {k}={v!r} must be a whole number from 1 to 1000")
+        fixed[match[0]] = v
+    roots = [problem.expr] + ([form] if form is not None else [])
+    return sizing.choose(symbols, sizing.dimensions(*roots), fixed, groups=problem.shapes.values())
 
 
-# ----- the element-wise side and the proof -----
+def _at(problem: Problem, sizes: Mapping) -> str:
+    return shapes_text({n: concrete(s, sizes) for n, s in problem.shapes.items()})
 
 
-def as_tensor(m: object, kind: str, layout: str | None, out: tuple[int, ...], var: tuple[int, ...]) -> np.ndarray:
-    """The displayed form, written out, rearranged to shape ``out + var``."""
-    m = np.asarray(m, dtype=object)
-    if kind == "gradient":
-        return m.T if layout == "numerator" and m.ndim == 2 else m
-    if layout == "denominator":
-        m = m.T
-    return m.reshape(out + var, order="F")
-
-
-def _prove(
-    display: Node | None,
-    evidence: explicit.Evidence,
-    kind: str,
-    layout: str | None,
-    problem: Problem,
-    names: tuple[str, ...],
-    sizes: explicit.Sizes,
-    env: explicit.Env,
-) -> Proof:
-    shown = {n: explicit.concrete(s, sizes) for n, s in problem.shapes.items()}
-    if display is None:
-        return Proof("no matrix form", "no rule applies; the element-wise derivative is the answer", shown,
-                     int(evidence.values.size), 0.0)  # fmt: skip
-    got = explicit.evaluate(display, env, sizes)
-    first = explicit.concrete(problem.shapes[names[0]], sizes)
-    last = explicit.concrete(problem.shapes[names[-1]], sizes)
-    out = first if kind == "hessian" else explicit.concrete(problem.expr.shape, sizes)
-    got = as_tensor(got, kind, layout, out, last)
-    proof = prove(evidence, got, shown, "the matrix form")
-    ops = {n.op for n in ir.topo(problem.expr)} | {n.attr[0] for n in ir.topo(problem.expr) if n.op == "fn"}
-    if ops & {"maxpool", "relu"}:
-        region = (
-            "; max pooling and relu hold on each region where every window's maximum (and every sign) is fixed:"
-            " those choices are symbols in the proof, so it covers every region at once"
+def _prove(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout | None, display: Node | None,
+           sizes: Mapping, ctx: Context) -> Proof:  # fmt: skip
+    ents = entries(problem.shapes, sizes, problem.structure)
+    total = sum(int(np.prod(s)) for s in ents.shapes.values())
+    if total > ctx.limits.entries:
+        raise DeriveError(
+            f"the element-wise proof would write out {total} entries; the limit is {ctx.limits.entries}"
+            f" ({ctx.limits.how_to_raise('entries')}), or prove at smaller sizes"
         )
-        proof = _replace(proof, method=proof.method + region)
+    if display is None:
+        return Proof("no matrix form", "no rule applies; the element-wise derivative is the answer", dict(ents.shapes),
+                     0, 0.0)  # fmt: skip
+    first = concrete(problem.shapes[names[0]], sizes)
+    last = concrete(problem.shapes[names[-1]], sizes)
+    out = first if kind is Kind.HESSIAN else concrete(problem.expr.shape, sizes)
+    sides = Sides(problem.expr, display, names, problem.shapes, sizes, problem.structure,
+                  lambda m: as_tensor(m, kind, layout, out, last))  # fmt: skip
+    proof = prove(sides, ents, ctx.budget)
+    if {n.op for n in topo(problem.expr)} & {"maxpool", "maximum", "minimum"} or any(
+        n.op == "fn" and n.attr[0] in ("relu", "abs") for n in topo(problem.expr)
+    ):
+        proof = replace(proof, method=proof.method + "; max pooling, relu, abs and maximum hold on each region where"
+                        " every window's maximum and every sign is fixed: those choices are symbols in the proof,"
+                        " so it covers every region at once")  # fmt: skip
     return proof
 
 
 # ----- the numeric side -----
 
 
-SAMPLES: tuple[tuple[float, float] | None, ...] = (None, (0.5, 1.5), (1.5, 3.0), (-1.5, -0.5))
-
-
-def sample(
-    shapes: Mapping[str, Shape], sizes: explicit.Sizes, seed: int, spread: tuple[float, float] | None
-) -> dict[str, np.ndarray]:
-    """Random inputs, standard normal or uniform in ``spread``; square matrices get a diagonal shift."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, shape in shapes.items():
-        s = explicit.concrete(shape, sizes)
-        a = rng.uniform(*spread, s) if spread else rng.standard_normal(s)
-        if len(s) == 2 and s[0] == s[1]:
-            a = a + s[0] * np.eye(s[0])
-        out[name] = a
-    return out
-
-
-def load(source: str, name: str = "derive_generated") -> ModuleType:
-    """Import generated source (derive's own output, never user text) as a module."""
-    mod = ModuleType(name)
-    exec(compile(source, f"<{name}>", "exec"), mod.__dict__)
-    return mod
-
-
-def numeric_check(d: Derivation, seed: int = 0, directions: int = 3) -> NumericCheck:
-    """The generated derivative against central differences, at sizes one larger than the proof's."""
+def _numeric(d: Derivation) -> NumericCheck:
+    """The generated derivative against central differences, at the declared sizes or near them."""
     try:
         mod = load(d.numpy_source("f"))
+        grad = load(module(replace(d.spec(), form=d.first, kind=Kind.GRADIENT, wrt=d.wrt[:1]), "g")).grad_g \
+            if d.kind is Kind.HESSIAN else None  # fmt: skip
     except PrintError as e:
         raise DeriveError(f"cannot generate numpy code for this derivative: {e}") from None
-    sizes = {k: v + 1 for k, v in d.sizes.items()}
-    kind = {"gradient": "grad", "jacobian": "jac", "hessian": "hess"}[d.kind]
+    symbols = sizing.symbols_of(d.shapes)
+    dims = sizing.dimensions(d.problem.expr)
+    out_shape = d.problem.expr.shape if d.kind is not Kind.HESSIAN else d.shapes[d.wrt[0]]
+
+    def ok(sizes: Mapping) -> bool:
+        shapes = {n: concrete(s, sizes) for n, s in d.shapes.items()}
+        return fits(shapes, concrete(out_shape, sizes), d.wrt[-1:])
+
+    sizes, declared = sizing.near(symbols, dims, d.problem.sizes, d.sizes, ok)
+    shapes = {n: concrete(s, sizes) for n, s in d.shapes.items()}
     names = list(d.shapes)
-    error = np.nan
-    for spread in SAMPLES:  # normal first; then positive ranges, for log, sqrt and log(log)
-        args = sample(d.shapes, sizes, seed, spread)
-        vals = [args[n] for n in names]
-        with np.errstate(all="ignore"):
-            if not np.all(np.isfinite(mod.f(*vals))):
-                continue
-            if d.kind == "hessian":
-                f, df, wrt = _grad_fn(d, mod), mod.hess_f, names.index(d.wrt[1])
-            else:
-                f, df, wrt = mod.f, getattr(mod, f"{kind}_f"), names.index(d.wrt[0])
-            if not np.all(np.isfinite(df(*vals))):
-                continue
-            error = check_grad(f, df, vals, wrt=wrt, directions=directions, seed=seed)
-        if np.isfinite(error):
-            break
-    shapes = {n: explicit.concrete(s, sizes) for n, s in d.shapes.items()}
-    return NumericCheck(float(error), directions, shapes, seed)
-
-
-def _grad_fn(d: Derivation, mod: ModuleType) -> object:
-    """The first derivative, for checking a Hessian: generated and checked on its own."""
-    first = derive(d.expr, d.wrt[0], _declared(d), numeric=False)
-    return load(first.numpy_source("f")).grad_f
-
-
-def _declared(d: Derivation) -> dict[str, tuple]:
-    return {n: tuple(int(x) if x.is_Integer else str(x) for x in s) for n, s in d.shapes.items()}
+    f, df = (grad, mod.hess_f) if d.kind is Kind.HESSIAN else (mod.f, getattr(mod, f"{d.kind.code}_f"))
+    return numeric_check(f, df, names, d.wrt[-1], shapes, d.structure, declared)

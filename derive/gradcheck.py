@@ -3,6 +3,7 @@
 Users call this on their own gradient functions too::
 
     >>> import numpy as np
+    >>> from derive import check_grad
     >>> f = lambda x: float(x @ x)
     >>> g = lambda x: 2 * x
     >>> check_grad(f, g, [np.array([1.0, 2.0, 3.0])]) < 1e-8
@@ -24,17 +25,19 @@ def check_grad(
     directions: int = 3,
     seed: int = 0,
     eps: float = 1e-6,
+    direction: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> float:
     """Largest relative error of ``df`` against central differences of ``f``.
 
     ``df(*args)`` has shape ``f``'s output shape + ``args[wrt]``'s shape (the
-    convention of ``jax.jacobian``). For each random unit direction v, the
-    difference (f(x + h v) - f(x - h v)) / 2h is compared with the
-    contraction of ``df`` with v; the error is relative to the larger of
-    1 and the size of the directional derivative. Each direction tries steps
-    h from 1e-4 to 1e-7 (times the size of x) and keeps the best, so a steep
-    but correct derivative is not failed for truncation error; a wrong one
-    is wrong at every step.
+    convention of ``jax.jacobian``). For each random unit direction v (passed
+    through ``direction``, e.g. to make it symmetric), the difference
+    (f(x + h v) - f(x - h v)) / 2h is compared with the contraction of ``df``
+    with v; the error is relative to the larger of 1 and the size of the
+    directional derivative. Each direction tries steps h from 1e-4 to 1e-7
+    (times the size of x) and keeps the best, so a steep but correct
+    derivative is not failed for truncation error; a wrong one is wrong at
+    every step.
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(args[wrt], dtype=float)
@@ -43,6 +46,8 @@ def check_grad(
     size = max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
     for _ in range(directions):
         v = rng.standard_normal(x.shape)
+        if direction is not None:
+            v = direction(v)
         v /= np.linalg.norm(v) or 1.0
         an = np.tensordot(d, v, axes=v.ndim) if v.ndim else d * v
         scale = max(1.0, float(np.max(np.abs(an))) if np.size(an) else 0.0)

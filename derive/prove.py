@@ -1,24 +1,40 @@
-"""The exact check: the matrix form equals the element-wise derivative.
+"""The proof: the matrix form equals the element-wise derivative, entry by entry, at concrete sizes.
 
-Both sides are written out at the same concrete sizes; each entry of the
-difference must vanish. An entry is tested by ``expand``, then by
-``cancel`` for rational functions (inverses, softmax); if neither settles
-it, a numeric probe at a random point tells a real mismatch (refuted,
-with the entry) from an identity SymPy could not close (unproven, said
-so). Nothing is ever reported proven that was not.
+Both sides are written out at the proof's sizes (see :mod:`derive.explicit`):
+the expression with Dual entries gives every partial derivative by the
+scalar chain rule, and the matrix form is evaluated on the same entries.
+
+1. At a random point modulo p = 2^61 - 1: equal values at independent random
+   points prove equality with probability at least 1 - 2^-k, k stated
+   (Schwartz-Zippel). This is fast at any size and finds a wrong form at once.
+2. Exactly, as rational functions in the entries and in one symbol per
+   distinct exp(u), log(u), sqrt(u), ... (python-flint, or SymPy's
+   polynomials): equal rational functions are equal for every value.
+   This runs within the time budget; if it finishes, the proof is exact.
+
+A mismatch found modulo p is confirmed at a random rational point with
+SymPy at 30 digits before anything is called refuted. Nothing is reported
+proven that was not, and the method always says which check ran.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from .explicit import Evidence, NotPolynomial
-from .functions import sigmoid, softplus
+from .context import Budget, OutOfTime
+from .domains import DomainError, ExactDomain, Fp, ModularDomain, P, TooBig, exact_backend
+from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded, sympy_jacobian
+from .ir import Node
+
+TARGET_BITS = 60  # a probabilistic proof is reported once its error bound is below 2^-60
 
 
 @dataclass(frozen=True)
@@ -34,10 +50,10 @@ class Mismatch:
 class Proof:
     """What was proven, how, and at which sizes.
 
-    ``status`` is ``"proven"`` (every entry equal, exactly), ``"refuted"``
-    (``mismatches`` lists entries that differ), ``"unproven"`` (SymPy
-    could not decide some entries, although a numeric probe agreed) or
-    ``"no matrix form"`` (no rule applied; only the element-wise form exists).
+    ``status``: ``"proven"`` (every entry equal: exactly if ``exact``, else with
+    probability at least 1 - 2^-``bits``), ``"refuted"`` (``mismatches`` lists
+    entries that differ), ``"unproven"`` (the checks could not settle it),
+    ``"not finished"`` (the time budget ran out) or ``"no matrix form"``.
     """
 
     status: str
@@ -46,81 +62,191 @@ class Proof:
     entries: int
     seconds: float
     mismatches: tuple[Mismatch, ...] = field(default=())
+    exact: bool = False
+    bits: int | None = None  # a probabilistic proof's error bound, 2^-bits
 
     @property
     def ok(self) -> bool:
         return self.status == "proven"
+
+    @property
+    def sizes(self) -> dict[str, tuple[int, ...]]:
+        """The variables' shapes the proof wrote out (the same as ``shapes``)."""
+        return self.shapes
 
     def __str__(self) -> str:
         at = shapes_text(self.shapes)
         return f"{self.status}: {self.method} ({self.entries} entries at {at}, {self.seconds:.2f} s)"
 
 
-def zero_status(d: sp.Expr, rng: random.Random) -> bool | None:
-    """True if ``d`` is exactly zero, False if it is not, None if undecided."""
-    d = sp.S(d)
-    if d == 0:
-        return True
-    if sp.expand(d) == 0:
-        return True
-    if sp.cancel(sp.together(d)) == 0:
-        return True
-    if d.has(sigmoid, softplus) and sp.simplify(d.rewrite(sp.exp)) == 0:
-        return True  # sigma(-z) = 1 - sigma(z) needs exp to see
-    return _probe(d, rng)
-
-
-def _probe(d: sp.Expr, rng: random.Random) -> bool | None:
-    """Evaluate at random points: a clear non-zero value refutes."""
-    syms = sorted(d.free_symbols, key=str)
-    for _ in range(3):
-        point = {s: sp.Rational(rng.randint(3, 17), rng.randint(5, 11)) for s in syms}
-        try:
-            v = complex(d.xreplace(point).evalf(30))
-        except (TypeError, ValueError, ZeroDivisionError):
-            continue
-        if abs(v) > 1e-12:
-            return False
-    return None
-
-
-def compare(expected: np.ndarray, got: np.ndarray, seed: int = 0) -> tuple[str, list[Mismatch]]:
-    """Entry by entry; the status as in :class:`Proof` and the entries that differ."""
-    rng = random.Random(seed)
-    expected = np.asarray(expected, dtype=object)
-    got = np.asarray(got, dtype=object)
-    if expected.shape != got.shape:
-        raise ValueError(f"shapes differ: {expected.shape} and {got.shape}")
-    bad: list[Mismatch] = []
-    undecided = False
-    for idx in np.ndindex(*expected.shape):
-        status = zero_status(sp.S(expected[idx]) - sp.S(got[idx]), rng)
-        if status is False:
-            bad.append(Mismatch(tuple(i + 1 for i in idx), sp.S(expected[idx]), sp.S(got[idx])))
-        elif status is None:
-            undecided = True
-    return ("refuted" if bad else "unproven" if undecided else "proven"), bad
-
-
-def shapes_text(shapes: dict[str, tuple[int, ...]]) -> str:
+def shapes_text(shapes: Mapping[str, tuple[int, ...]]) -> str:
     """A 2×3, x 3, c scalar."""
     return ", ".join(f"{n} {'×'.join(map(str, s)) or 'scalar'}" for n, s in shapes.items())
 
 
-def prove(evidence: Evidence, got: np.ndarray, shapes: dict[str, tuple[int, ...]], what: str) -> Proof:
-    """Compare ``got`` (the matrix form written out, SymPy entries) with the evidence, exactly."""
-    t = time.perf_counter()
-    expected = evidence.values
+@dataclass(frozen=True)
+class Sides:
+    """What to compare: the expression and its derivative's matrix form, at concrete sizes.
+
+    ``arrange(m)`` turns the written-out matrix form into the element-wise
+    derivative's shape (value shape + variable shapes).
+    """
+
+    expr: Node
+    form: Node
+    wrt: tuple[str, ...]
+    shapes: Mapping[str, tuple]
+    sizes: Mapping[sp.Symbol, int]
+    structure: Mapping[str, str]
+    arrange: Callable[[np.ndarray], np.ndarray]
+
+
+def _labels(ents: Entries) -> list[str]:
+    """The distinct free entries' names (a symmetric matrix's s_ij once)."""
+    out: dict[str, None] = {}
+    for name, lab in ents.labels.items():
+        for idx in np.ndindex(*lab.shape):
+            if ents.free[name][idx] is not None:
+                out[lab[idx]] = None
+    return list(out)
+
+
+def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, one: Any, zero: Any):
+    """(element-wise derivative, arranged matrix form), both arrays of ``dom`` scalars."""
+    plain = {n: (v[()] if v.ndim == 0 else v) for n, v in values.items()}
+    duals = {n: (v[()] if v.ndim == 0 else v) for n, v in seeded(values, ents, s.wrt, one).items()}
+    value = evaluate(s.expr, Kit(dom, s.sizes, duals))
+    want = jacobian_array(value, ents, s.wrt, s.structure, zero)
+    got = np.asarray(evaluate(s.form, Kit(dom, s.sizes, plain)), dtype=object)
+    got = s.arrange(got if got.ndim else np.asarray(got[()], dtype=object))
+    if got.shape != want.shape:
+        raise ValueError(f"the matrix form has {got.shape} entries where {want.shape} are expected")
+    return want, got
+
+
+def _modular_round(s: Sides, ents: Entries, seed: int) -> tuple[list[tuple[int, ...]], int, ModularDomain]:
+    """(indices that differ, log2 of the error bound, the domain) at one random point mod p."""
+    dom = ModularDomain(seed)
+    values = {}
+    for name, lab in ents.labels.items():
+        arr = np.empty(lab.shape, dtype=object)
+        point = {}
+        for idx in np.ndindex(*lab.shape):
+            if ents.free[name][idx] is None:
+                arr[idx] = Fp(0)
+            else:
+                arr[idx] = point.setdefault(lab[idx], dom.point())
+        values[name] = arr
+    want, got = _sides(s, ents, values, dom, Fp(1), Fp(0))
+    bad, degree = [], 1
+    for idx in np.ndindex(*want.shape):
+        a, b = Fp.of(want[idx]), Fp.of(got[idx])
+        if a.v != b.v:
+            bad.append(idx)
+        d = a - b
+        degree = max(degree, d.dn)
+    bits = math.log2(degree) + len(dom.roots) + math.log2(max(want.size, 1)) + math.log2(max(dom.atoms, 1) + 1)
+    return bad, math.ceil(bits - math.log2(P)), dom
+
+
+def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> list[tuple[int, ...]]:
+    """Indices whose difference is not zero as a rational function (exact)."""
+    labels = _labels(ents)
+    dom = ExactDomain(labels, atoms, budget)
+    values = {}
+    for name, lab in ents.labels.items():
+        arr = np.empty(lab.shape, dtype=object)
+        for idx in np.ndindex(*lab.shape):
+            arr[idx] = dom.const(0) if ents.free[name][idx] is None else dom.variable(lab[idx])
+        values[name] = arr
+    want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0))
+    return [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+
+
+def _confirm(s: Sides, bad: Sequence[tuple[int, ...]], seed: int) -> tuple[list[Mismatch], bool]:
+    """The first mismatching entries in SymPy, and whether one differs at a random point (30 digits)."""
+    _, want = sympy_jacobian(s.expr, s.shapes, s.sizes, s.wrt, s.structure)
+    from .explicit import display_entries
+
+    _, kit = display_entries(s.shapes, s.sizes, s.structure)
+    got = s.arrange(np.asarray(evaluate(s.form, kit), dtype=object))
+    rng = random.Random(seed)
+    out, real = [], False
+    for idx in list(bad)[:3]:
+        e, g = sp.S(want[idx]), sp.S(got[idx])
+        out.append(Mismatch(tuple(i + 1 for i in idx), e, g))
+        syms = sorted(e.free_symbols | g.free_symbols, key=str)
+        for _ in range(3):
+            point = {x: sp.Rational(rng.randint(3, 17), rng.randint(5, 11)) for x in syms}
+            try:
+                ev, gv = complex(e.xreplace(point).evalf(30)), complex(g.xreplace(point).evalf(30))
+            except (TypeError, ValueError, ZeroDivisionError):
+                continue
+            if abs(ev - gv) > 1e-12 * max(1.0, abs(ev)):
+                real = True
+                break
+    return out, real
+
+
+def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
+    """Compare the two sides of ``s``; the Proof says how, at which sizes, with what certainty."""
+    t = time.thread_time()
+    shapes = dict(ents.shapes)
+    count = int(np.prod([int(np.prod(ents.shapes[n])) for n in s.wrt]) * max(1, _value_size(s)))
+
+    def done(status: str, method: str, **kw: Any) -> Proof:
+        return Proof(status, method, shapes, count, time.thread_time() - t, **kw)
+
     try:
-        converted = evidence.same_domain(got) if evidence.poly is not None else None
-    except NotPolynomial:  # inv(inv(B)): a polynomial, written with inverses
-        converted, expected = None, evidence.sympy()
-    if converted is None:
-        status, bad = compare(expected, got)
-    else:  # exact polynomials: equal exactly when their dicts are equal
-        wrong = [idx for idx in np.ndindex(*expected.shape) if expected[idx] != converted[idx]]
-        full = evidence.sympy() if wrong else None
-        status = "refuted" if wrong else "proven"
-        bad = [Mismatch(tuple(i + 1 for i in idx), full[idx], sp.S(got[idx])) for idx in wrong]
-    method = f"{what} equals the element-wise derivative ({evidence.method})"
-    return Proof(status, method, shapes, int(expected.size), time.perf_counter() - t, tuple(bad))
+        bits, rounds, dom, bad = 0, 0, None, []
+        for attempt in range(12):
+            if rounds >= 4 or bits <= -TARGET_BITS:
+                break
+            budget.check()
+            try:
+                bad, b, dom = _modular_round(s, ents, seed + attempt)
+            except DomainError:
+                continue
+            rounds += 1
+            if bad:
+                break
+            bits += b
+    except OutOfTime:
+        return done("not finished", f"the time budget ({budget.seconds:g} s) ran out before the first check finished")
+    if dom is None:
+        return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
+                    " undefined everywhere)")  # fmt: skip
+    if bad:
+        mismatches, real = _confirm(s, bad, seed)
+        if real:
+            return done("refuted", "the matrix form differs from the element-wise derivative", exact=True,
+                        mismatches=tuple(mismatches))  # fmt: skip
+        return done("unproven", "the two sides differ at a random point modulo p but agree numerically: an"
+                    " identity between exp, log or square-root terms that the algebra does not see")  # fmt: skip
+    modular = (
+        f"the matrix form equals the element-wise derivative (the scalar chain rule entry by entry) at {rounds}"
+        f" random point{'s' if rounds > 1 else ''} modulo 2^61 - 1: probability of error at most 2^{bits}"
+        " (Schwartz-Zippel)"
+    )
+    try:
+        wrong = _exact(s, ents, dom.atoms + 8, budget)
+    except OutOfTime:
+        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s", bits=-bits)
+    except (TooBig, DomainError) as e:
+        return done("proven", modular + f"; the exact check stopped: {e}", bits=-bits)
+    if not wrong:
+        backend = "python-flint" if exact_backend() == "flint" else "SymPy's polynomials"
+        return done("proven", "the matrix form equals the element-wise derivative (the scalar chain rule entry by"
+                    f" entry), exactly: equal as rational functions ({backend})", exact=True)  # fmt: skip
+    return done("proven", modular + "; exactly, some entries need an identity between exp, log or root terms",
+                bits=-bits)  # fmt: skip
+
+
+def _value_size(s: Sides) -> int:
+    from .explicit import concrete
+
+    shape = concrete(s.expr.shape, s.sizes) if s.wrt else ()
+    return int(np.prod(shape)) if shape else 1
+
+
+__all__ = ["Mismatch", "Proof", "Sides", "entries", "prove", "shapes_text"]

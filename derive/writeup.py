@@ -20,12 +20,17 @@ import numpy as np
 import sympy as sp
 
 from . import explicit
-from .codegen import shared
-from .core import KIND_NAMES, Derivation, arrange
-from .ir import Node, Shape, depends, node, topo, var
+from . import sizes as sizing
+from .calculus import gradient, jacobian, normalize
+from .codegen import pretty_dim, shared
+from .core import Derivation
+from .errors import DeriveError
+from .ir import Node, Shape, depends, topo
+from .layout import Kind, Layout, arrange
+from .ops import NoRule
+from .ops.build import node, var
 from .printing import EntryLatexPrinter, LatexPrinter, latex_name
 from .render import GENERATED_MARK, render
-from .rules import NoRule, gradient, jacobian, normalize
 from .simplify import simplify
 
 LONG_ENTRY = 48  # characters of LaTeX beyond which a matrix lists its entries by name
@@ -67,7 +72,7 @@ class Section:
 def _shape_latex(shape: Shape) -> str:
     if not shape:
         return "\\mathbb{R}"
-    return "\\mathbb{R}^{" + " \\times ".join(sp.latex(d) for d in shape) + "}"
+    return "\\mathbb{R}^{" + " \\times ".join(sp.latex(pretty_dim(d)) for d in shape) + "}"
 
 
 def _entry_latex(name: str, letter: str, idx: tuple[int, ...]) -> str:
@@ -82,16 +87,20 @@ def _entry_latex(name: str, letter: str, idx: tuple[int, ...]) -> str:
 class _Entries:
     """Element-wise LaTeX at concrete sizes, with the article's entry names."""
 
-    def __init__(self, d: Derivation, sizes: explicit.Sizes) -> None:
+    def __init__(self, d: Derivation, sizes: dict) -> None:
         self.sizes = sizes
-        self.env = explicit.environment(d.shapes, sizes)
+        self.ents, self.kit = explicit.display_entries(d.shapes, sizes, d.structure)
+        self.env = self.ents.symbols()
         letters = explicit.entry_names(d.shapes)
         self.names: dict[sp.Symbol, str] = {}
         for n, a in self.env.items():
             arr = np.asarray(a, dtype=object)
             for idx in np.ndindex(*arr.shape):
-                self.names[arr[idx]] = _entry_latex(n, letters[n], tuple(i + 1 for i in idx))
+                if isinstance(arr[idx], sp.Symbol):
+                    canon = tuple(sorted(idx)) if d.structure.get(n) == "symmetric" else idx
+                    self.names[arr[idx]] = _entry_latex(n, letters[n], tuple(i + 1 for i in canon))
         self.printer = EntryLatexPrinter({"symbol_names": self.names})
+        self.structure = d.structure
 
     def latex(self, e: object) -> str:
         return self.printer.doprint(sp.S(e))
@@ -109,7 +118,6 @@ class _Entries:
 def sections(d: Derivation, sizes: Mapping[str, int] | None = None, transpose: str = "top") -> list[Section]:
     """The write-up of ``d``; ``sizes`` (dimension name -> int) for the expansion, 2 by default."""
     p = LatexPrinter(transpose=transpose)
-    explicit.reset_masks()  # max-pooling indicators numbered afresh, so the text is the same every run
     concrete = _writeup_sizes(d, sizes)
     ent = _Entries(d, concrete)
     out = [_problem(d, p), _expansion(d, p, ent), _partials(d, p, ent)]
@@ -117,16 +125,24 @@ def sections(d: Derivation, sizes: Mapping[str, int] | None = None, transpose: s
     if chain is not None:
         out.append(chain)
     out.append(_matrix_form(d, p))
-    if d.kind == "gradient" and d.display is not None:
+    if d.kind == Kind.GRADIENT and d.display is not None:
         out.append(_update(d, p))
     out.append(_proof(d))
     return out
 
 
-def _writeup_sizes(d: Derivation, given: Mapping[str, int] | None) -> explicit.Sizes:
-    dims = {x for s in d.shapes.values() for x in s if isinstance(x, sp.Symbol)}
-    given = dict(given or {})
-    return {x: int(given.get(str(x), 2)) for x in dims}
+def _writeup_sizes(d: Derivation, given: Mapping[str, int] | None) -> dict:
+    """Small sizes for the element-wise steps: ``given`` (dimension name -> size), else 2 as in the article."""
+    symbols = list(dict.fromkeys(x for s in d.shapes.values() for x in s if isinstance(x, sp.Symbol)))
+    dims = sizing.dimensions(d.problem.expr)
+    if given:
+        unknown = [k for k in given if k not in {str(x) for x in symbols}]
+        if unknown:
+            known = ", ".join(map(str, symbols)) or "none (every size is fixed)"
+            raise DeriveError(f"--size {unknown[0]}: not a dimension of the expression (they are {known})")
+        fixed = {x: int(given[str(x)]) for x in symbols if str(x) in given}
+        return sizing.choose(symbols, dims, fixed, groups=d.shapes.values())
+    return sizing.small(symbols, dims, d.problem.sizes, groups=d.shapes.values())
 
 
 def _lhs(d: Derivation, p: LatexPrinter) -> str:
@@ -147,7 +163,9 @@ def _problem(d: Derivation, p: LatexPrinter) -> Section:
     f = "F" if d.problem.expr.shape == () else _value_name(d)
     args = ", ".join(p.doprint(var(n, sh)) for n, sh in d.shapes.items())
     s.show(f"{f}({args}) = {p.doprint(d.problem.expr)}")
-    shapes = ", ".join(f"${p.doprint(var(n, sh))} \\in {_shape_latex(sh)}$" for n, sh in d.shapes.items())
+    shapes = ", ".join(
+        f"${p.doprint(var(n, sh))} \\in {_shape_latex(d.problem.at_declared(sh))}$" for n, sh in d.shapes.items()
+    )
     s.say(f"with {shapes}. We want ${_lhs(d, p)}$.")
     return s
 
@@ -155,12 +173,13 @@ def _problem(d: Derivation, p: LatexPrinter) -> Section:
 def _expansion(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
     s = Section("Element by element")
     sizes = ", ".join(f"${sp.latex(k)} = {v}$" for k, v in sorted(ent.sizes.items(), key=lambda kv: str(kv[0])))
-    at = f"at a small size ({sizes})" if sizes else "at the declared sizes"
+    declared = all(d.problem.sizes.get(k) == v for k, v in ent.sizes.items())
+    at = "at the declared sizes" if declared or not sizes else f"at a small size ({sizes})"
     s.say(f"Write every entry out {at}, as one does on paper:")
     for n, sh in d.shapes.items():
         if sh:
             s.show(f"{p.doprint(var(n, sh))} = {ent.matrix(ent.env[n])}")
-    value = explicit.evaluate(d.problem.expr, ent.env, ent.sizes)
+    value = explicit.evaluate(d.problem.expr, ent.kit)
     f = "F" if d.problem.expr.shape == () else _value_name(d)
     s.show(f"{f} = {ent.matrix(value)}")
     return s
@@ -168,9 +187,7 @@ def _expansion(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
 
 def _partials(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
     s = Section("Partial derivatives")
-    value = explicit.evaluate(d.problem.expr, ent.env, ent.sizes)
-    first = explicit.elementwise_derivative(value, ent.env[d.wrt[0]])
-    full = first if len(d.wrt) == 1 else explicit.elementwise_derivative(first, ent.env[d.wrt[1]])
+    value, full = explicit.sympy_jacobian(d.problem.expr, d.shapes, ent.sizes, d.wrt, d.structure)
     f = "F" if d.problem.expr.shape == () else _value_name(d)
     out = np.asarray(value, dtype=object)
     wrt = [np.asarray(ent.env[n], dtype=object) for n in d.wrt]
@@ -190,15 +207,17 @@ def _partials(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
         )  # fmt: skip
         s.show(f"{frac} = {ent.latex(full[idx])}")
         partials[idx] = frac.replace("\\frac", "\\dfrac", 1)
-    layout = "numerator layout: one row per output entry" if d.kind != "gradient" else "the shape of the variable"
+    layout = "numerator layout: one row per output entry" if d.kind != Kind.GRADIENT else "the shape of the variable"
     s.say(f"Assembled ({layout}):")
     if full.ndim == 0:
         return s  # one partial derivative: nothing to assemble
-    assembled = _assemble(full, d.kind, out.ndim if d.kind == "jacobian" else wrt[0].ndim)
+    assembled = _assemble(full, d.kind, out.ndim if d.kind == Kind.JACOBIAN else wrt[0].ndim)
     if max(len(ent.latex(v)) for v in assembled.ravel()) <= LONG_ENTRY:
         s.show(f"{_lhs(d, p)} = {ent.matrix(assembled)}")
     else:
-        names = _assemble(np.asarray(partials, dtype=object), d.kind, out.ndim if d.kind == "jacobian" else wrt[0].ndim)
+        names = _assemble(
+            np.asarray(partials, dtype=object), d.kind, out.ndim if d.kind == Kind.JACOBIAN else wrt[0].ndim
+        )
         body = " \\\\ ".join(" & ".join(row) for row in np.atleast_2d(names.reshape(names.shape[0], -1)))
         s.show(f"{_lhs(d, p)} = \\begin{{bmatrix}} {body} \\end{{bmatrix}}")
     return s
@@ -206,7 +225,7 @@ def _partials(d: Derivation, p: LatexPrinter, ent: _Entries) -> Section:
 
 def _assemble(full: np.ndarray, kind: str, row_axes: int) -> np.ndarray:
     """The element-wise derivative as a matrix: the gradient's shape, or (rows x columns), vec order."""
-    if kind == "gradient":
+    if kind == Kind.GRADIENT:
         return full
     rows = int(np.prod(full.shape[:row_axes]))
     return full.reshape(rows, -1, order="F")
@@ -289,11 +308,11 @@ def _matrix_form(d: Derivation, p: LatexPrinter) -> Section:
         s.say(f"No rule gives a matrix form here ({d.note}); the element-wise form above is the answer.")
         return s
     var_shape = d.shapes[d.wrt[0]]
-    num = arrange(d.form, d.kind, "numerator", var_shape)
-    den = arrange(d.form, d.kind, "denominator", var_shape)
+    num = arrange(d.form, d.kind, Layout.NUMERATOR, var_shape)
+    den = arrange(d.form, d.kind, Layout.DENOMINATOR, var_shape)
     p = _named(p, num, den)
     lhs = _lhs(d, p)
-    if d.kind == "gradient" and var_shape:
+    if d.kind == Kind.GRADIENT and var_shape:
         x = p.doprint(var(d.wrt[0], var_shape))
         if len(var_shape) <= 2:
             shape = "a row" if len(var_shape) == 1 else "the transpose of the gradient"
@@ -365,7 +384,7 @@ def _vec_note(d: Derivation) -> str:
 def _update(d: Derivation, p: LatexPrinter) -> Section:
     s = Section("Gradient descent")
     x = p.doprint(var(d.wrt[0], d.shapes[d.wrt[0]]))
-    den = arrange(d.form, d.kind, "denominator", d.shapes[d.wrt[0]])
+    den = arrange(d.form, d.kind, Layout.DENOMINATOR, d.shapes[d.wrt[0]])
     q = _named(p, den)
     s.say("With a learning rate $\\gamma$, each step moves against the gradient:")
     s.show(f"{x} \\leftarrow {x} - \\gamma \\, \\nabla_{{{x}}} F = {x} - \\gamma \\left({q.doprint(den)}\\right)")
@@ -386,10 +405,17 @@ def _proof(d: Derivation) -> Section:
     s = Section("What was proven")
     pr = d.proof
     at = _at(pr.shapes, d)
-    if pr.status == "proven":
+    if pr.status == "proven" and pr.exact:
         s.say(
             f"The matrix form, written out entry by entry with {at}, equals the element-wise derivative "
-            f"taken with SymPy, exactly: all {pr.entries} entries agree (their difference expands to zero)."
+            f"(every partial derivative by the scalar chain rule), exactly: all {pr.entries} entries agree as "
+            "rational functions of the entries."
+        )
+    elif pr.status == "proven":
+        s.say(
+            f"The matrix form, written out entry by entry with {at}, equals the element-wise derivative at "
+            f"independent random points modulo the prime $2^{{61}} - 1$: all {pr.entries} entries agree, so the "
+            f"two differ with probability at most $2^{{-{pr.bits}}}$ (Schwartz-Zippel)."
         )
     else:
         s.say(f"Proof status: {pr.status}, with {at} ({pr.method}).")
@@ -442,7 +468,7 @@ def documents(
         secs = sections(d, sizes, transpose)
         p = LatexPrinter(transpose=transpose)
         by = " and ".join(f"${p.doprint(var(n, d.shapes[n]))}$" for n in dict.fromkeys(d.wrt))
-        title = f"The {KIND_NAMES[d.kind]} of ${p.doprint(d.problem.expr)}$"
+        title = f"The {d.kind.title} of ${p.doprint(d.problem.expr)}$"
         context = {"mark": GENERATED_MARK, "title": title, "sections": secs, "by": by}
         if "tex" in formats:
             out[f"{name}.tex"] = render("writeup.tex.j2", source=tex_escape(d.expr), **context)

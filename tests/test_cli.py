@@ -106,7 +106,7 @@ def test_no_temporary_files_are_left(tmp_path: Path) -> None:
 
 
 def test_limits_name_how_to_raise_them(tmp_path: Path) -> None:
-    r = run("norm(A @ x - b)**2", "--wrt", "x", "--shape", "A=80,80", "-o", str(tmp_path))
+    r = run("norm(A @ x - b)**2", "--wrt", "x", "--prove-at", "m=80", "--prove-at", "n=80", "-o", str(tmp_path))
     assert r.returncode == 2 and "--max-entries" in r.stderr
     r = run("x * 1." + "0" * 2500, "--wrt", "x", "-o", str(tmp_path))
     assert r.returncode == 2 and "--max-length" in r.stderr

@@ -42,14 +42,14 @@ def test_conv2d_value_is_cross_correlation(shapes: dict) -> None:
 @pytest.mark.parametrize("shapes", [SMALL_2D, SMALL_3D])
 def test_kernel_gradient_is_cross_correlation_with_the_upstream_gradient(shapes: dict) -> None:
     # L = sum((X ⋆ K) ∘ G)  =>  dL/dK = X ⋆ G
-    d, _ = module("sum(conv2d(X, K) * G)", "K", shapes | {"G": derive("conv2d(X, K)", "K", shapes).problem.expr.shape})
+    d, _ = module("sum(conv2d(X, K) * G)", "K", shapes | {"G": derive("conv2d(X, K)", "K", shapes).problem.value_shape})
     assert d.text == "X ⋆ G"
 
 
 @pytest.mark.parametrize("shapes", [SMALL_2D, SMALL_3D])
 def test_input_gradient_is_full_convolution_with_the_flipped_kernel(shapes: dict) -> None:
     # L = sum((X ⋆ K) ∘ G)  =>  dL/dX = pad(G) ⋆ rot180(K)
-    d, _ = module("sum(conv2d(X, K) * G)", "X", shapes | {"G": derive("conv2d(X, K)", "K", shapes).problem.expr.shape})
+    d, _ = module("sum(conv2d(X, K) * G)", "X", shapes | {"G": derive("conv2d(X, K)", "K", shapes).problem.value_shape})
     assert d.text == "pad(G) ⋆ rot180(K)"
 
 

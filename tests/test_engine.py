@@ -130,10 +130,13 @@ def test_sigma_prime_or_written_out() -> None:
 # ----- the proof -----
 
 
-def test_declared_sizes_are_the_proofs_sizes() -> None:
+def test_declared_sizes_are_the_numeric_checks_and_proof_sizes_can_be_asked_for() -> None:
     d = derive("norm(A @ x - b)**2", "x", shapes={"A": (4, 3)})
-    assert d.proof.shapes == {"A": (4, 3), "x": (3,), "b": (4,)}
-    assert d.proof.entries == 3
+    assert d.numeric.shapes == {"A": (4, 3), "x": (3,), "b": (4,)} and d.numeric.declared
+    assert d.proof.shapes["A"][0] != d.proof.shapes["A"][1]  # proven at small non-square sizes
+    e = derive("norm(A @ x - b)**2", "x", shapes={"A": (4, 3)}, proof_sizes={"m": 4, "n": 3})
+    assert e.proof.shapes == {"A": (4, 3), "x": (3,), "b": (4,)}
+    assert e.proof.entries == 3
 
 
 def test_symbolic_sizes_are_proven_non_square() -> None:

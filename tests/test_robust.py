@@ -94,8 +94,10 @@ def test_interrupt_exits_130_without_traceback_or_files(tmp_path: Path) -> None:
             "norm(A @ x - b)**2",
             "--wrt",
             "x",
-            "--shape",
-            "A=80,80",
+            "--prove-at",
+            "m=80",
+            "--prove-at",
+            "n=80",
             "--max-entries",
             "7000",
             "-o",
@@ -119,7 +121,7 @@ def test_interrupt_exits_130_without_traceback_or_files(tmp_path: Path) -> None:
 def test_slow_work_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "derive", "norm(A @ x - b)**2", "--wrt", "x", "--shape", "A=40,40",
+        [sys.executable, "-m", "derive", "norm(A @ x - b)**2", "--wrt", "x", "--prove-at", "m=40", "--prove-at", "n=40",
          "--format", "py", "-o", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=follower, env=os.environ | {"DERIVE_PROGRESS_DELAY": "0.05"},
     )  # fmt: skip

@@ -1,0 +1,102 @@
+"""What one derivation may spend, and who is watching: passed explicitly, never global.
+
+A :class:`Context` travels through the pipeline. Its :class:`Limits` bound
+the request (expression length and depth, entries written out, CPU seconds
+for the proof); its :class:`Budget` counts this thread's CPU time, so a busy
+machine does not cut a proof short; its :class:`Progress` says on stderr
+what a slow stage is doing, when someone is watching.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .errors import DeriveError
+
+FLAGS = (("length", "--max-length"), ("depth", "--max-depth"), ("entries", "--max-entries"),
+         ("seconds", "--max-seconds"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work one request may ask for; each can be raised.
+
+    From Python: ``derive(..., limits=Limits(entries=20000))``; from the command
+    line: ``--max-length``, ``--max-depth``, ``--max-entries``, ``--max-seconds``.
+    """
+
+    length: int = 2000  # characters in an expression
+    depth: int = 60  # nesting of operations in an expression
+    entries: int = 5000  # symbols written out in an element-wise proof
+    seconds: float = 60.0  # CPU seconds for the proof
+
+    def how_to_raise(self, name: str) -> str:
+        flag = dict(FLAGS)[name]
+        return f"raise it with {flag}, or derive(..., limits=Limits({name}=...)) in Python"
+
+
+class OutOfTime(Exception):
+    """The budget is spent; the stage that was running stops and says so."""
+
+
+class Budget:
+    """A CPU-time budget of ``seconds``, measured on the calling thread from when it is made."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.start = time.thread_time()
+
+    def spent(self) -> float:
+        return time.thread_time() - self.start
+
+    def left(self) -> float:
+        return self.seconds - self.spent()
+
+    def check(self) -> None:
+        if self.spent() > self.seconds:
+            raise OutOfTime(f"{self.seconds:g} s")
+
+    def part(self, fraction: float) -> Budget:
+        """A budget for one stage: ``fraction`` of what is left."""
+        return Budget(max(self.left(), 0.0) * fraction)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Says ``derive: <stage> ...`` on stderr once a stage has run ``delay`` seconds, if ``enabled``."""
+
+    enabled: bool = False
+    delay: float = 2.0
+
+    @contextmanager
+    def stage(self, message: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        say = lambda: print(f"derive: {message} ...", file=sys.stderr, flush=True)  # noqa: E731
+        timer = threading.Timer(self.delay, say)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+@dataclass
+class Context:
+    """One derivation's limits, budget and progress reporter."""
+
+    limits: Limits = field(default_factory=Limits)
+    progress: Progress = field(default_factory=Progress)
+    budget: Budget = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.limits.seconds <= 0:
+            raise DeriveError("the time budget must be positive")
+        self.budget = Budget(self.limits.seconds)

@@ -247,7 +247,7 @@ def _transposed(a: Node) -> Node:
     return simplify(Node("T", (a,), None, tuple(reversed(a.shape))))
 
 
-_SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_SUBSCRIPT_DIGITS = MappingProxyType(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 class TextPrinter(MathPrinter):

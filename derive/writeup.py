@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import sympy as sp
@@ -331,8 +332,8 @@ def _matrix_form(d: Derivation, p: LatexPrinter) -> Section:
     return s
 
 
-NAMED_OPS = {"fn", "softmax", "logsoftmax", "conv2d", "maxpool", "flatten", "matmul", "add"}
-BIG_OPS = {"softmax", "logsoftmax", "maxpool", "flatten", "fn"}  # named in a long form even when used once
+NAMED_OPS = frozenset({"fn", "softmax", "logsoftmax", "conv2d", "maxpool", "flatten", "matmul", "add"})
+BIG_OPS = frozenset({"softmax", "logsoftmax", "maxpool", "flatten", "fn"})  # named in a long form even when used once
 LONG_FORM = 250  # characters of LaTeX beyond which a matrix form gets names for its parts
 
 
@@ -435,18 +436,20 @@ def _proof(d: Derivation) -> Section:
 # ----- files -----
 
 FORMATS = ("tex", "md", "py")
-_TEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "_": r"\_",
-    "^": r"\^{}",
-    "~": r"\~{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "{": r"\{",
-    "}": r"\}",
-}
+_TEX_ESCAPES = MappingProxyType(
+    {
+        "\\": r"\textbackslash{}",
+        "_": r"\_",
+        "^": r"\^{}",
+        "~": r"\~{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "{": r"\{",
+        "}": r"\}",
+    }
+)
 
 
 def tex_escape(text: str) -> str:

@@ -12,6 +12,7 @@ import html.parser
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -619,3 +620,117 @@ def test_an_expression_called_serve_is_still_derived(tmp_path: Path) -> None:
                         str(tmp_path)], capture_output=True, text=True, timeout=120, env={**os.environ})  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "proven" in r.stdout
+
+
+def test_stopping_answers_a_waiting_request_at_once() -> None:
+    from derive.web.app import stop
+
+    gate = Gate()
+    app = create_app(derive_fn=gate, budget=600, cache=0)
+    with TestClient(app) as c, ThreadPoolExecutor(1) as ex:
+        waiting = ex.submit(post, c, "/api/derive", LSQ)
+        assert gate.started.wait(timeout=60)
+        c.portal.call(stop, app)
+        r = waiting.result(timeout=60)
+        gate.release.set()
+    assert r.status_code == 503 and r.json()["error"] == "the server is stopping"
+
+
+def test_ctrl_c_answers_the_waiting_request_and_exits_cleanly() -> None:
+    import signal
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "derive", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        url = proc.stdout.readline().split()[3]  # derive: serving on URL (Ctrl-C stops)
+        slow = {"expr": CNN, "wrt": "K", "shapes": "X=1,3,3; K=2,1,2,2; y=2"}  # seconds of proof: still running
+        request = urllib.request.Request(
+            url + "api/derive", json.dumps(slow).encode(), {"content-type": "application/json"}
+        )
+
+        def ask() -> tuple[int, dict]:
+            try:
+                with urllib.request.urlopen(request, timeout=600) as r:
+                    return r.status, json.load(r)
+            except urllib.error.HTTPError as e:
+                return e.code, json.load(e)
+
+        with ThreadPoolExecutor(1) as ex:
+            answer = ex.submit(ask)
+            for _ in range(10_000):  # until the server has the derivation in hand (bounded, not timed)
+                with urllib.request.urlopen(url + "api/info", timeout=60) as r:
+                    if json.load(r)["in_flight"] == 1:
+                        break
+            else:
+                pytest.fail("the derivation never started")
+            proc.send_signal(signal.SIGINT)
+            status, body = answer.result(timeout=600)
+        assert (status, body) == (503, {"error": "the server is stopping"})
+        assert proc.wait(timeout=600) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ----- the pieces: pool, engine, package data -----
+
+
+def test_the_pool_bounds_work_and_skips_what_was_given_up() -> None:
+    from derive.web.pool import Busy, Pool
+
+    pool = Pool(workers=1, backlog=2)
+    release, ran = threading.Event(), []
+
+    def job(name: str) -> object:
+        def run() -> str:
+            if name == "a":
+                assert release.wait(timeout=60)
+            ran.append(name)
+            return name
+
+        return run
+
+    a, b, c = pool.submit(job("a")), pool.submit(job("b")), pool.submit(job("c"))
+    with pytest.raises(Busy):
+        pool.submit(job("d"))  # one running, two queued: full
+    assert b.cancel()  # its request gave up while it was queued
+    assert pool.in_flight == 2
+    d = pool.submit(job("d"))  # the cancelled one freed its place at once
+    release.set()
+    assert [f.result(timeout=60) for f in (a, c, d)] == ["a", "c", "d"]
+    assert pool.wait_idle(timeout=60) and ran == ["a", "c", "d"]
+    pool.close()
+    with pytest.raises(Busy):
+        pool.submit(job("e"))
+
+
+def test_the_engine_drops_work_whose_request_gave_up() -> None:
+    from derive.web.engine import Abandoned, Engine
+
+    calls: list[str] = []
+    engine = Engine(lambda expr, *a, **k: calls.append(expr), cache=0)
+    with pytest.raises(Abandoned):
+        engine.derive(LSQ, cancelled=lambda: True)
+    assert calls == []
+
+
+def test_the_wheel_ships_every_file_of_the_page() -> None:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "derive.web" in data["tool"]["setuptools"]["packages"]
+    globs = data["tool"]["setuptools"]["package-data"]["derive.web"]
+    base = STATIC.parent
+    files = [f.relative_to(base) for f in STATIC.rglob("*") if f.is_file()]
+    assert len(files) == 28  # the page (4), KaTeX (js, css, LICENSE, README) and its 20 woff2 fonts
+    missing = [str(f) for f in files if not any(f.match(g) and len(f.parts) == len(Path(g).parts) for g in globs)]
+    assert missing == []
+    assert (STATIC / "vendor" / "katex" / "LICENSE").read_text().startswith("The MIT License")
+    extras = data["project"]["optional-dependencies"]
+    assert {"starlette", "uvicorn"} <= {re.split(r"[<>=\[]", r)[0] for r in extras["web"]}
+    assert {"starlette", "uvicorn", "httpx", "selenium"} <= {re.split(r"[<>=\[]", r)[0] for r in extras["test"]}
+    assert not any("starlette" in r or "uvicorn" in r for r in data["project"]["dependencies"])

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -238,14 +238,18 @@ def create_app(
             raise Problem(503, f"the server is busy ({n} derivations running or queued); try again shortly") from None
         waiter = asyncio.wrap_future(job)
         gone = asyncio.ensure_future(_gone(request.receive))
+        stop = asyncio.ensure_future(_stopping(request.app).wait())
         try:
-            done, _ = await asyncio.wait({waiter, gone}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({waiter, gone, stop}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
+            stop.cancel()
         if waiter in done:
             return waiter.result()
         given_up.set()
         waiter.cancel()  # cancels the job if it has not started; a running one finishes unseen
+        if stop in done:
+            raise Problem(503, "the server is stopping")
         if gone in done:
             raise Problem(503, "the client closed the request")
         raise Problem(503, f"no answer within the time budget of {budget:g} s (derive serve --budget raises it)")
@@ -285,12 +289,14 @@ def create_app(
                 "features": features,
                 "budget": budget,
                 "body_limit": body_limit,
+                "in_flight": pool.in_flight,
                 "examples": examples,
             }
         )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _stopping(app)
         yield
         pool.close()
 
@@ -309,3 +315,15 @@ def create_app(
     app.state.pool = pool
     app.state.engine = engine
     return app
+
+
+def _stopping(app: Starlette) -> asyncio.Event:
+    """The app's stop signal, made in its event loop on first use."""
+    if not hasattr(app.state, "stopping"):
+        app.state.stopping = asyncio.Event()
+    return app.state.stopping
+
+
+def stop(app: Starlette) -> None:
+    """Answer every waiting request with 503 now (the server is shutting down); call in the app's loop."""
+    _stopping(app).set()

@@ -282,6 +282,8 @@ class Engine:
         d, _ = self.derivation(req, cancelled)
         if getattr(d, "display", None) is None:
             raise DeriveError(f"there is no matrix form to write up: {d.note}")
+        if d.proof.status == "refuted" or (d.numeric is not None and d.numeric.failed):
+            raise DeriveError("the matrix form failed its own check; no file made")  # as the command refuses
         with self._turn(req.expr):
             files = documents(d, name, (fmt,))
         return f"{name}.{fmt}", MEDIA[fmt], files[f"{name}.{fmt}"]

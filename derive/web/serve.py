@@ -67,7 +67,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         import uvicorn
 
-        from .app import LOOPBACK, create_app
+        from .app import LOOPBACK, create_app, stop
     except ImportError:
         print(INSTALL, file=sys.stderr)
         return 2
@@ -85,10 +85,16 @@ def main(argv: Sequence[str]) -> int:
         return 2
     hosts = LOOPBACK if loopback(args.host) else None  # on a public address, any Host name
     app = create_app(workers=args.workers, budget=args.budget, allowed_hosts=hosts)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            stop(app)  # requests waiting for a derivation answer now; the work itself dies with the process
+            await super().shutdown(sockets)
+
     print(f"derive: serving on {url(sock)} (Ctrl-C stops)", flush=True)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:

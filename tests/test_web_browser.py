@@ -156,6 +156,28 @@ def test_the_page(server: tuple[str, Path], browser: webdriver.Chrome, downloads
         "KaTeX's font loads",
     )
 
+    # Copy the LaTeX (clipboard access granted to this page), then read the clipboard back.
+    d.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": url.rstrip("/"), "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    d.find_element(By.ID, "copy").click()
+    until(d, lambda d: text(d, "action-status") == "Copied the LaTeX", "the LaTeX is copied")
+    pasted = d.execute_async_script("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('' + e))")
+    assert pasted == LATEX
+
+    # Today's engine has no symmetric variables: the field is not offered.
+    assert not d.find_element(By.ID, "symmetric-field").is_displayed()
+    assert d.find_element(By.ID, "symmetric").get_attribute("disabled") is not None
+
+    # Enter derives at once; a second variable gives the Hessian.
+    wrt.send_keys(", x", Keys.ENTER)
+    until(d, lambda d: text(d, "what").startswith("The Hessian of"), "the Hessian")
+    hessian = d.find_element(By.CSS_SELECTOR, "#form annotation").get_attribute("textContent")
+    assert hessian == "2 A^{\\top} A"  # d^2||Ax-b||^2/dx^2 = 2 A^T A
+    wrt.send_keys(Keys.BACKSPACE * 3, Keys.ENTER)
+    until(d, lambda d: text(d, "what") == "The gradient of norm(A @ x - b)**2 by x", "back to the gradient")
+
     # The element-wise steps, collapsed until opened.
     assert not d.find_element(By.ID, "steps-body").is_displayed()
     d.find_element(By.CSS_SELECTOR, "#steps summary").click()

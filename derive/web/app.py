@@ -159,8 +159,8 @@ class Guard:
         return None
 
 
-def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers={"cache-control": "no-store", **headers})
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers={"cache-control": "no-store"})
 
 
 class Problem(Exception):
@@ -183,7 +183,7 @@ async def read_json(request: Request, limit: int) -> object:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise Problem(413, f"the request body is over {limit} bytes, the limit")
+            raise Problem(413, f"the request body is over the limit of {limit} bytes")
     try:
         return json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError):  # also bad UTF-8 and integers too long to convert

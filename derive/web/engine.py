@@ -249,7 +249,7 @@ class Engine:
             wrt = req.wrt[0] if len(req.wrt) == 1 else req.wrt
             shapes = dict(req.shapes) if req.shapes is not None else None
             d = self.derive_fn(req.expr, wrt, shapes, layout=req.layout, **self._keywords(req, self.derive_takes))
-            out = (d, derivation_json(d, req))
+            out = (d, derivation_json(d))
         if self._cache_size > 0:
             with self._cache_lock:
                 self._cache[req] = out
@@ -307,7 +307,7 @@ def _dims(shape: tuple[object, ...]) -> list[int | str]:
     return [int(d) if str(d).isdigit() else str(d) for d in shape]
 
 
-def derivation_json(d: Any, req: Request) -> dict[str, Any]:
+def derivation_json(d: Any) -> dict[str, Any]:
     """Everything the page shows about a Derivation, as JSON-ready values."""
     proof = d.proof
     numeric = d.numeric
@@ -327,7 +327,7 @@ def derivation_json(d: Any, req: Request) -> dict[str, Any]:
             "status": proof.status,
             "ok": proof.status == "proven",
             "method": proof.method,
-            "sizes": {n: list(s) for n, s in proof.shapes.items()},
+            "sizes": {n: [int(k) for k in s] for n, s in proof.shapes.items()},
             "entries": proof.entries,
             "seconds": proof.seconds,
             "text": str(proof),
@@ -341,7 +341,7 @@ def derivation_json(d: Any, req: Request) -> dict[str, Any]:
             "ok": numeric.ok,
             "error": _number(numeric.error),
             "directions": numeric.directions,
-            "sizes": {n: list(s) for n, s in numeric.shapes.items()},
+            "sizes": {n: [int(k) for k in s] for n, s in numeric.shapes.items()},
             "text": str(numeric),
         }
     return out

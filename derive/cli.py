@@ -2,6 +2,7 @@
 
 Exit status: 0 success (or a claim that holds), 1 a claim that fails,
 2 bad input (one line on stderr, nothing written), 130 interrupted.
+``derive serve`` starts the local web page instead (:mod:`derive.web.serve`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .writeup import FORMATS, documents
 
 USAGE = (
     "derive EXPR --wrt VAR [--wrt VAR] [--shape NAME=DIMS]... [--layout numerator|denominator]\n"
-    "              [--name NAME] [-o DIR] [--format tex,md,py] [--check CLAIM] [options]"
+    "              [--name NAME] [-o DIR] [--format tex,md,py] [--check CLAIM] [options]\n"
+    "       derive serve [--host 127.0.0.1] [--port 8000] [--workers N] [--budget SECONDS]"
 )
 
 
@@ -191,9 +193,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``derive`` command."""
+    """Entry point of the ``derive`` command; ``derive serve ...`` (without --wrt) serves the web page."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"] and "--wrt" not in argv:
+        from .web.serve import main as serve
+
+        return serve(argv[1:])
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        return run(argv)
     except DeriveError as e:
         print(f"derive: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,369 @@
+"""The engine behind the page: requests in, JSON-ready dicts out.
+
+Nothing here knows about HTTP. :class:`Engine` reads a request (a dict
+decoded from JSON), calls :func:`derive.derive`, :func:`derive.check` and
+:func:`derive.writeup.documents` with it, and returns plain dicts and
+strings. Bad input raises :class:`~derive.errors.DeriveError` with the
+same one line the command line prints. Nothing is written anywhere.
+
+Newer engines take ``symmetric=``, ``diagonal=`` and ``max_seconds=``;
+:class:`Engine` passes them when the functions' signatures have them
+(``Engine.features``). Today's engine keeps one module-level table
+(``derive.explicit._MASKS``, the max-pooling indicators), so derivations
+that pool take an exclusive lock; an engine without it runs everything
+side by side.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .. import check as _check
+from .. import derive as _derive
+from ..cli import default_name, parse_shape
+from ..codegen import KIND_NAMES
+from ..errors import DeriveError
+from ..writeup import FORMATS, documents, sections
+
+OPTIONAL = ("symmetric", "diagonal", "max_seconds")  # keywords a newer engine takes
+MEDIA = {"tex": "application/x-tex", "md": "text/markdown", "py": "text/x-python"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One derivation asked for: hashable, so that results can be kept."""
+
+    expr: str
+    wrt: tuple[str, ...]
+    shapes: tuple[tuple[str, tuple[int | str, ...]], ...] | None
+    layout: str | None
+    symmetric: tuple[str, ...] = ()
+    diagonal: tuple[str, ...] = ()
+
+
+# ----- reading a request -----
+
+
+def _text(body: Mapping[str, Any], key: str, what: str, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise DeriveError(f"'{key}' must be a string ({what})")
+    return value
+
+
+def _names(value: object, key: str) -> tuple[str, ...]:
+    """'x', 'x, x', 'x x' or ['x', 'x'] -> ('x', 'x')."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(n for n in re.split(r"[\s,]+", value) if n)
+    if isinstance(value, list) and all(isinstance(n, str) for n in value):
+        return tuple(n.strip() for n in value if n.strip())
+    raise DeriveError(f"'{key}' must be a name, names separated by commas, or a list of names")
+
+
+def _shapes(value: object) -> tuple[tuple[str, tuple[int | str, ...]], ...] | None:
+    """'A=4,3; x=3' (as ``--shape`` takes them), or {"A": [4, 3], "x": [3]}."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parts = [p.strip() for p in re.split(r"[;\n]", value) if p.strip()]
+        return tuple(parse_shape(p) for p in parts) or None
+    if not isinstance(value, dict):
+        raise DeriveError("'shapes' must be text like 'A=4,3; x=3' or an object like {\"A\": [4, 3]}")
+    out = []
+    for name, dims in value.items():
+        if isinstance(dims, str):
+            out.append(parse_shape(f"{name}={dims}"))
+        elif isinstance(dims, list) and all(isinstance(d, int | str) and not isinstance(d, bool) for d in dims):
+            out.append((name, tuple(dims)))
+        else:
+            raise DeriveError(f"the shape of {name!r} must be a list of sizes and dimension names, e.g. [4, 3]")
+    return tuple(out)
+
+
+def read(body: object, value: bool = False) -> Request:
+    """The derivation a JSON body asks for; a DeriveError names the field that is wrong.
+
+    ``value`` allows an empty 'wrt' (a claim about the expression's value).
+    """
+    if not isinstance(body, dict):
+        raise DeriveError("the request must be a JSON object with 'expr' and 'wrt'")
+    expr = _text(body, "expr", "the expression, in numpy syntax")
+    wrt = _names(body.get("wrt"), "wrt")
+    if not wrt and not value:
+        raise DeriveError("'wrt' is empty: name the variable to differentiate by (two names for a Hessian)")
+    layout = body.get("layout") or None
+    if layout is not None and not isinstance(layout, str):
+        raise DeriveError("'layout' must be 'numerator', 'denominator' or empty")
+    return Request(
+        expr=expr,
+        wrt=wrt,
+        shapes=_shapes(body.get("shapes")),
+        layout=layout,
+        symmetric=_names(body.get("symmetric"), "symmetric"),
+        diagonal=_names(body.get("diagonal"), "diagonal"),
+    )
+
+
+# ----- the lock for an engine with shared state -----
+
+
+class SharedLock:
+    """Many readers or one writer; a waiting writer goes first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and not self._waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._writer and not self._readers)
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def shares_state() -> bool:
+    """True for an engine with a module-level table two derivations could both use (today's)."""
+    try:
+        from .. import explicit
+    except ImportError:  # a rewritten engine without the module has no such table either
+        return False
+    return hasattr(explicit, "_MASKS")
+
+
+# ----- the engine -----
+
+
+def accepts(fn: Callable[..., Any]) -> frozenset[str]:
+    """Which of the optional keywords ``fn`` takes."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return frozenset(OPTIONAL)
+    return frozenset(k for k in OPTIONAL if k in params)
+
+
+class Engine:
+    """derive(), check() and the write-ups behind one object, with results kept for downloads.
+
+    ``max_seconds`` is passed to engines that take it (a CPU-time budget for
+    the proof). ``serialize`` None locks only where today's engine shares
+    state; True locks every call; False none. ``cache`` bounds the number of
+    derivations kept (0 keeps none).
+    """
+
+    def __init__(
+        self,
+        derive_fn: Callable[..., Any] = _derive,
+        check_fn: Callable[..., Any] = _check,
+        max_seconds: float | None = None,
+        serialize: bool | None = None,
+        cache: int = 32,
+    ) -> None:
+        self.derive_fn, self.check_fn = derive_fn, check_fn
+        self.derive_takes, self.check_takes = accepts(derive_fn), accepts(check_fn)
+        self.max_seconds = max_seconds
+        self.serialize = serialize
+        self._lock = SharedLock()
+        self._cache: OrderedDict[Request, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._cache_size = cache
+        self._cache_lock = threading.Lock()
+
+    @property
+    def features(self) -> dict[str, bool]:
+        """Which optional inputs this engine understands (the page shows only those)."""
+        return {
+            "symmetric": "symmetric" in self.derive_takes and "symmetric" in self.check_takes,
+            "diagonal": "diagonal" in self.derive_takes and "diagonal" in self.check_takes,
+            "max_seconds": "max_seconds" in self.derive_takes,
+        }
+
+    @contextmanager
+    def _turn(self, *texts: str) -> Iterator[None]:
+        """Hold the lock this call needs: exclusive if it may touch shared state."""
+        shared = shares_state() if self.serialize is None else self.serialize
+        if not shared:
+            yield
+            return
+        exclusive = self.serialize or any("maxpool" in t for t in texts)
+        with self._lock.exclusive() if exclusive else self._lock.shared():
+            yield
+
+    def _keywords(self, req: Request, takes: frozenset[str]) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        for key in ("symmetric", "diagonal"):
+            names = getattr(req, key)
+            if names and key not in takes:
+                raise DeriveError(f"this version of derive has no {key} variables; leave '{key}' empty")
+            if names:
+                kw[key] = names
+        if self.max_seconds is not None and "max_seconds" in takes:
+            kw["max_seconds"] = self.max_seconds
+        return kw
+
+    def derivation(self, req: Request, cancelled: Callable[[], bool] = lambda: False) -> tuple[Any, dict[str, Any]]:
+        """The Derivation and its JSON form, kept for later requests (downloads)."""
+        with self._cache_lock:
+            if req in self._cache:
+                self._cache.move_to_end(req)
+                return self._cache[req]
+        with self._turn(req.expr):
+            if cancelled():
+                raise Abandoned
+            wrt = req.wrt[0] if len(req.wrt) == 1 else req.wrt
+            shapes = dict(req.shapes) if req.shapes is not None else None
+            d = self.derive_fn(req.expr, wrt, shapes, layout=req.layout, **self._keywords(req, self.derive_takes))
+            out = (d, derivation_json(d))
+        if self._cache_size > 0:
+            with self._cache_lock:
+                self._cache[req] = out
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def derive(self, body: object, cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """POST /api/derive: the matrix form, its proof, the numeric check and the steps."""
+        return self.derivation(read(body), cancelled)[1]
+
+    def check(self, body: object, cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """POST /api/check: is the claim the derivative? (Without 'wrt': is it the value?)"""
+        req = read(body, value=True)
+        claim = _text(body, "claim", "your derivative, in the same syntax")
+        with self._turn(req.expr, claim):
+            if cancelled():
+                raise Abandoned
+            by = None if not req.wrt else req.wrt[0] if len(req.wrt) == 1 else req.wrt
+            shapes = dict(req.shapes) if req.shapes is not None else None
+            c = self.check_fn(req.expr, by, claim, shapes, **self._keywords(req, self.check_takes))
+            return check_json(c)
+
+    def document(self, body: object, cancelled: Callable[[], bool] = lambda: False) -> tuple[str, str, str]:
+        """POST /api/download: (file name, media type, text) of the .tex, .md or .py, made in memory."""
+        req = read(body)
+        fmt = body.get("format")
+        if fmt not in FORMATS:
+            raise DeriveError(f"'format' must be one of {', '.join(FORMATS)}")
+        name = body.get("name") or default_name(req.expr, req.wrt)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise DeriveError("'name' must be a Python identifier (it names the file and its functions)")
+        d, _ = self.derivation(req, cancelled)
+        if getattr(d, "display", None) is None:
+            raise DeriveError(f"there is no matrix form to write up: {d.note}")
+        if d.proof.status == "refuted" or (d.numeric is not None and d.numeric.failed):
+            raise DeriveError("the matrix form failed its own check; no file made")  # as the command refuses
+        with self._turn(req.expr):
+            files = documents(d, name, (fmt,))
+        return f"{name}.{fmt}", MEDIA[fmt], files[f"{name}.{fmt}"]
+
+
+class Abandoned(Exception):
+    """The client went away or the budget ran out before the work started."""
+
+
+# ----- results as JSON -----
+
+
+def _number(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _dims(shape: tuple[object, ...]) -> list[int | str]:
+    return [int(d) if str(d).isdigit() else str(d) for d in shape]
+
+
+def derivation_json(d: Any) -> dict[str, Any]:
+    """Everything the page shows about a Derivation, as JSON-ready values."""
+    proof = d.proof
+    numeric = d.numeric
+    out: dict[str, Any] = {
+        "expr": d.expr,
+        "wrt": list(d.wrt),
+        "kind": d.kind,
+        "kind_name": KIND_NAMES.get(d.kind, d.kind),
+        "text": d.text,
+        "latex": d.latex_form() if d.display is not None else None,
+        "layout": d.layout,
+        "convention": d.convention,
+        "note": d.note,
+        "shapes": {n: _dims(s) for n, s in d.shapes.items()},
+        "name": default_name(d.expr, d.wrt),
+        "proof": {
+            "status": proof.status,
+            "ok": proof.status == "proven",
+            "method": proof.method,
+            "sizes": {n: [int(k) for k in s] for n, s in proof.shapes.items()},
+            "entries": proof.entries,
+            "seconds": proof.seconds,
+            "text": str(proof),
+        },
+        "numeric": None,
+        "steps": steps_json(d),
+    }
+    if numeric is not None:
+        out["numeric"] = {
+            "ran": numeric.ran,
+            "ok": numeric.ok,
+            "error": _number(numeric.error),
+            "directions": numeric.directions,
+            "sizes": {n: [int(k) for k in s] for n, s in numeric.shapes.items()},
+            "text": str(numeric),
+        }
+    return out
+
+
+def steps_json(d: Any) -> list[dict[str, Any]]:
+    """The write-up's sections: titles, sentences with $inline$ LaTeX, display equations."""
+    return [
+        {"title": s.title, "blocks": [{"math": b.math, "lines": list(b.lines)} for b in s.blocks]} for s in sections(d)
+    ]
+
+
+def check_json(c: Any) -> dict[str, Any]:
+    """The verdict on a claim: ok, the message, the counterexample and the mistake it looks like."""
+    m = c.mismatch
+    return {
+        "ok": bool(c.ok),
+        "claim": c.claim,
+        "message": c.message,
+        "mistake": c.mistake,
+        "sizes": dict(c.sizes),
+        "counterexample": None
+        if m is None
+        else {"entry": list(m.index), "claimed": str(m.got), "correct": str(m.expected)},
+    }

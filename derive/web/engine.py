@@ -24,17 +24,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .. import check as _check
 from .. import derive as _derive
 from ..cli import default_name, parse_shape
-from ..codegen import KIND_NAMES
 from ..errors import DeriveError
 from ..writeup import FORMATS, documents, sections
 
 OPTIONAL = ("symmetric", "diagonal", "max_seconds")  # keywords a newer engine takes
-MEDIA = {"tex": "application/x-tex", "md": "text/markdown", "py": "text/x-python"}
+MEDIA = MappingProxyType({"tex": "application/x-tex", "md": "text/markdown", "py": "text/x-python"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
 
 
@@ -314,14 +314,14 @@ def derivation_json(d: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "expr": d.expr,
         "wrt": list(d.wrt),
-        "kind": d.kind,
-        "kind_name": KIND_NAMES.get(d.kind, d.kind),
+        "kind": str(d.kind),
+        "kind_name": d.kind.title,
         "text": d.text,
         "latex": d.latex_form() if d.display is not None else None,
         "layout": d.layout,
         "convention": d.convention,
         "note": d.note,
-        "shapes": {n: _dims(s) for n, s in d.shapes.items()},
+        "shapes": {n: _dims(d.problem.at_declared(s)) for n, s in d.shapes.items()},
         "name": default_name(d.expr, d.wrt),
         "proof": {
             "status": proof.status,

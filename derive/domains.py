@@ -384,7 +384,9 @@ class ModularDomain(Primitives):
         return Fp(self._hash(4, x.v), 1, 0)
 
     def _step(self, x: Fp) -> Fp:
-        return Fp(self._hash(5, x.v), 1, 0)
+        """(1 + R(u) - R(-u))/2 for a hash R, so step(-u) = 1 - step(u) holds exactly."""
+        half = pow(2, -1, P)
+        return Fp((1 + self._hash(5, x.v) - self._hash(5, -x.v % P)) * half, 1, 0)
 
     def _choice(self, xs: list[Any]) -> list[Any]:
         key = 0

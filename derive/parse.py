@@ -41,6 +41,9 @@ STRUCTURES = ("symmetric", "diagonal")
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,30}\Z")
 MODULES = ("np", "numpy", "scipy", "special")
+#: module names whose functions are never calls derive knows (reported as unknown functions, not methods)
+OTHER_MODULES = frozenset({"os", "sys", "subprocess", "shutil", "builtins", "pathlib", "math", "torch", "jax",
+                           "jnp", "tf", "importlib", "io", "socket", "pickle", "random", "time"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ SUGGESTIONS = MappingProxyType({
     "var": "write it as mean((x - mean(x))**2)", "std": "write it as sqrt(mean((x - mean(x))**2))",
     "prod": "write the product with *", "cosh": "use (exp(x) + exp(-x)) / 2",
     "sinh": "use (exp(x) - exp(-x)) / 2", "arctan": "it has no rule yet", "tan": "use sin(x) / cos(x)",
-    "logaddexp": "use logsumexp", "expit": "use sigmoid", "cross_entropy": "write -sum(y * log(p))",
+    "cross_entropy": "write -sum(y * log(p))",
 })  # fmt: skip
 
 
@@ -345,8 +348,15 @@ class _Walker:
         func = n.func
         path = _dotted(func)
         is_module = path is not None and path.split(".")[0] in MODULES
-        if isinstance(func, ast.Attribute) and not is_module and (func.attr in METHODS or path is None):
-            return self.method(n, func)
+        known_method = isinstance(func, ast.Attribute) and func.attr in METHODS
+        a_module = path is not None and path.split(".")[0] in OTHER_MODULES
+        if (
+            isinstance(func, ast.Attribute)
+            and not is_module
+            and not a_module
+            and (known_method or path is None or path.count(".") == 1)
+        ):
+            return self.method(n, func)  # E.sum(), x.foo(): a method of an expression
         if path is None:
             raise self.fail(n, "only named functions can be called")
         prefix, _, name = path.rpartition(".")
@@ -363,6 +373,8 @@ class _Walker:
             raise self.fail(n, f"unknown method '.{func.attr}()'; the methods are {known}")
         if isinstance(func.value, ast.Name) and func.value.id in MODULES:
             raise self.fail(n, f"unknown function '{_dotted(func)}'")
+        if isinstance(func.value, ast.Constant):
+            raise self.fail(n, f"'.{func.attr}()' is called on a number; methods belong to arrays")
         return self.call(n, list(options), [func.value, *n.args])
 
     def unknown(self, path: str, name: str) -> str:
@@ -393,15 +405,15 @@ class _Walker:
         for i, a in enumerate(arg_nodes):
             args.append(self.literal(a, f"{name}()'s argument {i + 1}") if i in c.numbers else self.walk(a))
         operands = [(a, x) for a, x in zip(arg_nodes, args, strict=True) if isinstance(x, Node)]
-        if name in ("maximum", "minimum") and len(operands) == 2:
+        if name in ("maximum", "minimum", "logaddexp") and len(operands) == 2:  # numpy broadcasts these
             (_, a), (_, b) = operands
-            return self.build(n, lambda: node(name, *self.broadcast(a, b)), *operands)
+            return self.build(n, lambda: c.build(list(self.broadcast(a, b)), keywords), *operands)
         return self.build(n, lambda: c.build(args, keywords), *operands)
 
     def literal(self, n: ast.AST, what: str) -> int | None:
         """A keyword's value or a numeric argument: a whole number (or None), never evaluated."""
-        if isinstance(n, ast.Constant) and n.value is None:
-            return None
+        if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, bool)):
+            return n.value
         sign = 1
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
             sign, n = -1, n.operand
@@ -726,7 +738,7 @@ def _uses(tree: ast.AST, w: _Walker) -> dict[str, list[tuple[Shape | str | None,
                 met = w.shapes_at.get(id(other))
                 if met == () and _plain(other):
                     met = "neutral"  # a number or a bare variable says nothing about this name's shape
-                scaling = isinstance(p.op, ast.Mult | ast.Div)
+                scaling = isinstance(p.op, ast.Mult | ast.Div) and _plain(other)
             break
         out.setdefault(name, []).append((met, scaling))
     return out
@@ -768,5 +780,5 @@ def _choices(tree: ast.AST, w: _Walker, inferred: tuple[str, ...], scalars: set[
     if not out:
         return ()
     names = ", ".join(f"'{n}'" for n in out)
-    return (f"{names} taken as vector{'s' if len(out) > 1 else ''} (the expression allows a scalar too;"
-            " declare the shape, e.g. --shape c=, to choose)",)  # fmt: skip
+    return (f"{names} taken as vector{'s' if len(out) > 1 else ''} of one length; the expression allows a scalar"
+            f" too (declare it, e.g. --shape {out[0]}= or shapes={{'{out[0]}': ()}}, for a scalar)",)  # fmt: skip

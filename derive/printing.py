@@ -205,7 +205,7 @@ class MathPrinter(Printer):
         return f"‖{inner}‖"
 
     def frac(self, num: str, den: str) -> str:
-        return f"{num}/{den}"
+        return f"{num}/({den})" if " " in den and not den.startswith("(") else f"{num}/{den}"
 
     def num(self, c: sp.Expr) -> str:
         return str(c)
@@ -216,8 +216,16 @@ class MathPrinter(Printer):
     def dimtext(self, d: sp.Expr) -> str:
         return str(d)
 
-    def join(self, left: str, right: str) -> str:
+    FRAC_PAREN = True  # 2/n before a factor needs parentheses in plain text: (2/n) x
+
+    def join(self, *parts: str) -> str:
         """Juxtaposition: a product written without a sign."""
+        out = parts[0]
+        for right in parts[1:]:
+            out = self._join(out, right)
+        return out
+
+    def _join(self, left: str, right: str) -> str:
         return left + self.TIMES + right
 
     def number(self, c: sp.Expr) -> tuple[str, int]:
@@ -261,7 +269,7 @@ class TextPrinter(MathPrinter):
     def subscript(self, label: str) -> str:
         return label.translate(_SUBSCRIPT_DIGITS) if label.isdigit() else f"_{label}"
 
-    def join(self, left: str, right: str) -> str:
+    def _join(self, left: str, right: str) -> str:
         return left + ("" if right.startswith("(") else self.TIMES) + right
 
 
@@ -271,6 +279,7 @@ class LatexPrinter(MathPrinter):
     ``transpose`` is ``"top"`` (A^{\\top}, the default) or ``"T"`` (A^T).
     """
 
+    FRAC_PAREN = False
     HADAMARD = " \\odot "
     KRON = " \\otimes "
     TIMES = " "

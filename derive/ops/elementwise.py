@@ -17,6 +17,7 @@ from .algebra import ONE, flatten_add, flatten_mul, product, scale, split_coef, 
 from .base import NUMPY, Call, Gap, Op
 from .build import const, diag_of, fn, hadamard, is_const, lin, mm, node, ones, plus, power
 from .functions import FUNCTIONS, display_value
+from .shaping import broadcast_axes
 
 # ----- shapes -----
 
@@ -116,10 +117,11 @@ def _chain(deriv):
 def _extremum_parts(e: Node) -> tuple[Node, Node]:
     """d max(a, b) = H(a - b) da + H(b - a) db (H(0) = 1/2: a tie splits the gradient)."""
     a, b = e.args
-    s = -1 if e.op == "minimum" else 1
-    d = node("add", a, node("mul", const(-1), b))
-    h = fn("heaviside", d if s == 1 else node("mul", const(-1), d))
-    return h, node("add", const(1), node("mul", const(-1), h))
+    a_minus_b = node("add", a, node("mul", const(-1), b))
+    b_minus_a = node("add", b, node("mul", const(-1), a))
+    if e.op == "minimum":
+        return fn("heaviside", b_minus_a), fn("heaviside", a_minus_b)
+    return fn("heaviside", a_minus_b), fn("heaviside", b_minus_a)
 
 
 def _extremum_vjp(e: Node, g: Node, i: int) -> Node:
@@ -185,7 +187,31 @@ def _factor_matmul(parts: list[Node]) -> Node | None:
     return None
 
 
+def _scaling(e: Node) -> Node | None:
+    """c 1^T ∘ M = diag(c) M and 1 v^T ∘ M = M diag(v): a repeated vector scales rows or columns."""
+    if e.ndim != 2:
+        return None
+    factors = flatten_mul(e)
+    for i, f in enumerate(factors):
+        if f.op != "broadcast" or f.args[0].op == "ones":
+            continue
+        rest = [g for j, g in enumerate(factors) if j != i]
+        if not rest or any(g.shape != e.shape for g in rest):
+            continue
+        x = f.args[0]
+        repeats = broadcast_axes(x.shape, f.shape, lambda a, b: True)
+        v = x.args[0] if x.op in ("col", "row") and x.args[0].ndim == 1 else node("vec", x) if x.ndim == 2 else x
+        if repeats == (1,) and v.ndim == 1:  # a column repeated across: scale the rows
+            return node("matmul", node("diag", v), product(rest))
+        if repeats == (0,) and v.ndim == 1:  # a row repeated down: scale the columns
+            return node("matmul", product(rest), node("diag", v))
+    return None
+
+
 def _simplify_mul(e: Node) -> Node:
+    scaled = _scaling(e)
+    if scaled is not None:
+        return scaled
     c = sp.Integer(1)
     powers: dict[Node, sp.Expr] = {}
     for f in flatten_mul(e):
@@ -331,33 +357,63 @@ def _is_hadamard(e: Node) -> bool:
 def _math_scaled(p, c: sp.Expr, rest: Node) -> tuple[str, int]:
     if c == 1:
         return p.prec(rest)
+    if c == 0:
+        return p.num(0), ATOM
     if rest == ONE:
         return p.number(c)
+    if rest.op == "mul" and any(_reciprocal(f) for f in flatten_mul(rest)):
+        return _math_product(p, c, flatten_mul(rest))
     body = p.wrap(rest, MUL, strict=_is_hadamard(rest))
     if c == -1:
         return "-" + body, UNARY
     return p.join(p.number(c)[0], body), MUL
 
 
+def _reciprocal(f: Node) -> bool:
+    """A scalar to a negative power: a denominator, written under a fraction bar."""
+    return f.op == "pow" and f.shape == () and sp.S(f.attr).is_negative is True
+
+
 def _math_mul(p, e: Node) -> tuple[str, int]:
     c, rest = split_coef(e)
     if c != 1:
         return _math_scaled(p, c, rest)
-    factors = flatten_mul(e)
-    scalars = [f for f in factors if f.shape == ()]
+    return _math_product(p, sp.Integer(1), flatten_mul(e))
+
+
+def _math_product(p, c: sp.Expr, factors: list[Node]) -> tuple[str, int]:
+    """c times the factors: scalars in front (denominators under one fraction: 2/n), then the tensors."""
+    dens = [f for f in factors if _reciprocal(f)]
+    scalars = [f for f in factors if f.shape == () and f not in dens]
     tensors = [f for f in factors if f.shape != () and f.op != "ones"] or [f for f in factors if f.shape != ()]
-    text = [p.wrap(f, MUL, strict=True) for f in scalars]
+    text = []
+    if dens:
+        inner = (lambda f: p.wrap(f, MUL, strict=True)) if p.FRAC_PAREN else p.doprint
+        num = [p.num(abs(c.p)) if c.p != 1 or not scalars else ""] + [inner(f) for f in scalars]
+        num_text = p.join(*([t for t in num if t] or ["1"]))
+        den = [p.wrap(f.args[0], MUL, strict=True) if f.attr == -1 else
+               p.prec(node("pow", f.args[0], attr=-f.attr))[0] for f in dens]  # fmt: skip
+        if c.q != 1:
+            den.insert(0, p.num(c.q))
+        frac = p.frac(num_text, p.join(*den))
+        text.append(p.paren(frac) if p.FRAC_PAREN and tensors else frac)
+        scalars = []
+    elif c != 1:
+        text.append(p.number(abs(c))[0])
+    text += [p.wrap(f, MUL, strict=True) for f in scalars]
+    if not tensors and not text:
+        text.append(p.num(1))
     if len(tensors) == 1:
         text.append(p.wrap(tensors[0], MUL))
     elif tensors:
         had = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tensors)
-        if not scalars:
+        if not text:
             return had, HAD
         text.append(p.paren(had))
     out = text[0]
     for t in text[1:]:
         out = p.join(out, t)
-    return out, MUL
+    return ("-" + out, UNARY) if c < 0 else (out, MUL)
 
 
 def _math_pow(p, e: Node) -> tuple[str, int]:
@@ -447,6 +503,16 @@ def _fn_syntax() -> tuple[Call, ...]:
     return tuple(out)
 
 
+def _logaddexp(args, kw) -> Node:
+    """np.logaddexp(a, b) = log(exp(a) + exp(b)) = b + softplus(a - b); softplus(b) when a is 0."""
+    a, b = args
+    if a.op == "const" and a.attr == 0:
+        return fn("softplus", b)
+    if b.op == "const" and b.attr == 0:
+        return fn("softplus", a)
+    return node("add", b, fn("softplus", node("add", a, node("mul", const(-1), b))))
+
+
 def _square(args, kw) -> Node:
     return node("pow", args[0], attr=sp.Integer(2))
 
@@ -506,7 +572,7 @@ DEFINITIONS = (
         jac=_POW_JAC,
         eval=lambda k, e, a: k.pow(a, e.attr),
         simplify=_simplify_pow,
-        transpose=lambda a: node("pow", _t(a.args[0]), attr=a.attr),
+        transpose=lambda a: node("pow", a.args[0].args[0], attr=a.attr) if a.args[0].op == "T" else node("T", a),
         fuse=_fuse_pow,
         numpy=_np_pow,
         math=_math_pow,
@@ -520,12 +586,12 @@ DEFINITIONS = (
         vjp=_FN_VJP,
         jac=_FN_JAC,
         eval=lambda k, e, a: k.fn(e.attr[0], e.attr[1], a),
-        transpose=lambda a: node("fn", _t(a.args[0]), attr=a.attr),
+        transpose=lambda a: node("fn", a.args[0].args[0], attr=a.attr) if a.args[0].op == "T" else node("T", a),
         fuse=_fuse_fn,
         numpy=_np_fn,
         math=_math_fn,
         sympy=lambda e, a: sympy_elementwise(lambda t: display_value(e.attr[0], e.attr[1], t), a),
-        syntax=_fn_syntax(),
+        syntax=(*_fn_syntax(), Call("logaddexp", _logaddexp, arity=(2,), prefixes=NUMPY)),
     ),
     _extremum("maximum", "d max(X, Y) = H(X - Y) ∘ dX + H(Y - X) ∘ dY, H(0) = 1/2: a tie splits the gradient"),
     _extremum("minimum", "d min(X, Y) = H(Y - X) ∘ dX + H(X - Y) ∘ dY, H(0) = 1/2: a tie splits the gradient"),

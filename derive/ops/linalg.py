@@ -16,7 +16,7 @@ import derive.ops as _ops
 
 from ..ir import Node, ShapeError
 from ..prec import ATOM, HAD, MUL, POSTFIX
-from .algebra import is_zero, pull_numbers, scale, split_coef, zeros
+from .algebra import is_zero, pull_numbers, scale, split_coef, split_scalars, with_scalars, zeros
 from .base import LINALG, NUMPY, Call, Gap, Op
 from .build import T, col, commutation, const, eye, hadamard, lin, mm, node, plus, row, vec
 from .elementwise import unbroadcast
@@ -217,6 +217,22 @@ def _simplify_diag(e: Node) -> Node:
     c, rest = split_coef(a)
     if c != 1:
         return scale(c, node("diag", rest))
+    scalars, rest = split_scalars(a)
+    if scalars and a.ndim == 1:  # diag(s x) = s diag(x)
+        return with_scalars(scalars, node("diag", rest))
+    return e
+
+
+def _simplify_outer(e: Node) -> Node:
+    """Numbers out; 1 b^T and c 1^T are the vector repeated (a broadcast, as numpy would write it)."""
+    pulled = pull_numbers(e, (0, 1))
+    if pulled != e:
+        return pulled
+    a, b = e.args
+    if a.op == "ones":
+        return node("broadcast", b, attr=e.shape)
+    if b.op == "ones":
+        return node("broadcast", col(a), attr=e.shape)
     return e
 
 
@@ -485,7 +501,7 @@ DEFINITIONS = (
         vjp=lambda e, g, i: mm(g, e.args[1]) if i == 0 else mm(T(g), e.args[0]),
         jac=_outer_jac,
         eval=lambda k, e, a, b: k.outer(a, b),
-        simplify=lambda e: pull_numbers(e, (0, 1)),
+        simplify=_simplify_outer,
         transpose=lambda a: node("outer", a.args[1], a.args[0]),
         numpy=lambda p, e: p.call("np.outer", *e.args),
         math=_math_outer,

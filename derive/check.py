@@ -237,12 +237,37 @@ def _judge(
         if status == "unproven":
             return Check(False, claim, at, None, None, f"undecided: SymPy could not settle every entry at {_at(at)}")
         m = bad[0]
-        mistake = diagnose(want, arranged, got)
+        mistake = _structured_mistake(arranged, kind, problem, names, sizes) or diagnose(want, arranged, got)
         return Check(False, claim, at, m, mistake, _report(m, mistake, at))
     mistake = diagnose(want, None, got)
     shape = f"the claim has shape {got.shape}, where {want.shape} (or a vec form) is expected"
     text = f"the claim fails at {_at(at)}: {shape}" + (f"; it looks like {mistake}" if mistake else "")
     return Check(False, claim, at, None, mistake, text)
+
+
+COOKBOOK = "the Matrix Cookbook's symmetric rule G + Gᵀ - G∘I; the gradient by a symmetric matrix is (G + Gᵀ)/2"
+UNSYMMETRISED = "the gradient as if the matrix were not symmetric (G); by a symmetric matrix it is (G + Gᵀ)/2"
+
+
+def _structured_mistake(claim: np.ndarray, kind: str, problem: Problem, names: tuple[str, ...],
+                        sizes: dict) -> str | None:  # fmt: skip
+    """The usual mistakes by a symmetric matrix: the Cookbook's G + G^T - G∘I, or G itself."""
+    if kind != "gradient" or problem.structure.get(names[0]) != "symmetric":
+        return None
+    name = names[0]
+    general = {k: v for k, v in problem.structure.items() if k != name}
+    _, g = sympy_jacobian(problem.expr, problem.shapes, sizes, names, general)
+    ents = explicit.entries(problem.shapes, sizes, general)
+    sym = explicit.entries(problem.shapes, sizes, problem.structure)
+    same = {sp.Symbol(a): sp.Symbol(b) for a, b in zip(ents.labels[name].ravel(), sym.labels[name].ravel(),
+                                                        strict=True)}  # fmt: skip
+    g = np.vectorize(lambda v: sp.S(v).xreplace(same), otypes=[object])(np.asarray(g, dtype=object))
+    cookbook = g + g.T - np.diag(np.diag(g))
+    if _same(cookbook, claim):
+        return COOKBOOK
+    if _same(g, claim):
+        return UNSYMMETRISED
+    return None
 
 
 def _arrange(got: np.ndarray, want: np.ndarray) -> np.ndarray | None:

@@ -49,6 +49,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="CLAIM", help="check a claimed derivative instead of writing files")
     p.add_argument("--size", action="append", default=[], metavar="DIM=N", help="sizes for the write-up's expansion")
     p.add_argument(
+        "--symmetric",
+        action="append",
+        default=[],
+        metavar="S",
+        help="S is a symmetric matrix (repeat for more); its gradient is (G + Gᵀ)/2",
+    )
+    p.add_argument(
+        "--diagonal",
+        action="append",
+        default=[],
+        metavar="D",
+        help="D is a diagonal matrix (repeat for more); its gradient is diag(diag(G))",
+    )
+    p.add_argument(
         "--prove-at",
         action="append",
         default=[],
@@ -169,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     shapes = dict(parse_shape(s) for s in args.shape)
     wrt = args.wrt[0] if len(args.wrt) == 1 else tuple(args.wrt)
     if args.check is not None:
-        verdict = check(args.expr, wrt, args.check, shapes, layout=args.layout, limits=limits)
+        verdict = check(args.expr, wrt, args.check, shapes, layout=args.layout, limits=limits,
+                        symmetric=args.symmetric, diagonal=args.diagonal)  # fmt: skip
         print(verdict.message)
         return 0 if verdict.ok else 1
     formats = _formats(args.format)
@@ -179,7 +194,8 @@ def _run(args: argparse.Namespace) -> int:
         raise DeriveError(f"--name {name!r} must be a Python identifier")
     proof_sizes = dict(parse_size(s, "--prove-at", 1000) for s in args.prove_at)
     d = derive(args.expr, wrt, shapes, layout=args.layout, primes=not args.expanded, limits=limits,
-               progress=progress, proof_sizes=proof_sizes)  # fmt: skip
+               progress=progress, proof_sizes=proof_sizes, symmetric=args.symmetric,
+               diagonal=args.diagonal)  # fmt: skip
     print(d)
     if d.form is None:
         return 0

@@ -345,6 +345,10 @@ def _prove(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout 
     sides = Sides(problem.expr, display, names, problem.shapes, sizes, problem.structure,
                   lambda m: as_tensor(m, kind, layout, out, last))  # fmt: skip
     proof = prove(sides, ents, ctx.budget)
+    for v, kind in problem.structure.items():
+        how = ("with s_ij = s_ji (one symbol per pair; a partial by an off-diagonal s_ij is halved for the gradient)"
+               if kind == "symmetric" else "with zeros off the diagonal")  # fmt: skip
+        proof = replace(proof, method=f"{proof.method}; {v} written out {how}")
     if {n.op for n in topo(problem.expr)} & {"maxpool", "maximum", "minimum"} or any(
         n.op == "fn" and n.attr[0] in ("relu", "abs") for n in topo(problem.expr)
     ):

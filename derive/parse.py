@@ -270,6 +270,10 @@ class _Walker:
             return tuple(out)
         if name in self.scalars:
             return ()
+        if name in self.structure:  # symmetric and diagonal matrices are square
+            d = sp.Dummy(f"{name}0")
+            self.dims.owner[d] = f"{name}'s axes"
+            return (d, d)
         rank = 2 if name[0].isupper() else 1
         out = tuple(sp.Dummy(f"{name}{i}") for i in range(rank))
         for i, s in enumerate(out):

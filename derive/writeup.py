@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -329,6 +330,8 @@ def _matrix_form(d: Derivation, p: LatexPrinter) -> Section:
         s.say("In denominator layout, one row per entry of the variable, it is the transpose:")
         s.show(f"\\left({lhs}\\right)^{{\\top}} = {p.doprint(den)}")
     _where(s, p)
+    for note in d.notes:
+        s.say(tex_escape(note))
     return s
 
 
@@ -406,6 +409,19 @@ def _proof(d: Derivation) -> Section:
     s = Section("What was proven")
     pr = d.proof
     at = _at(pr.shapes, d)
+    p = LatexPrinter()
+    for v, kind in d.structure.items():
+        x = p.doprint(var(v, d.shapes[v]))
+        e = v.lower()
+        if kind == "symmetric":
+            s.say(
+                f"${x}$ is written out with ${e}_{{ij}} = {e}_{{ji}}$, one symbol per pair: a partial derivative"
+                f" by an off-diagonal ${e}_{{ij}}$ counts both entries, so the gradient's $(i, j)$ entry is half of it."
+            )
+        else:
+            s.say(
+                f"${x}$ is written out with zeros off its diagonal, so only diagonal entries have partial derivatives."
+            )
     if pr.status == "proven" and pr.exact:
         s.say(
             f"The matrix form, written out entry by entry with {at}, equals the element-wise derivative "
@@ -452,9 +468,29 @@ _TEX_ESCAPES = MappingProxyType(
 )
 
 
+#: the Unicode derive's plain-text notes use, as LaTeX
+_TEX_UNICODE = MappingProxyType({
+    "ᵀ": r"\textsuperscript{T}", "∘": r"$\circ$", "′": "'", "″": "''", "σ": r"$\sigma$", "‖": r"$\|$",
+    "⊗": r"$\otimes$", "²": r"\textsuperscript{2}", "−": "-", "≥": r"$\geq$", "≤": r"$\leq$", "𝟏": r"$\mathbf{1}$",
+    "⁻": r"\textsuperscript{-}", "¹": r"\textsuperscript{1}", "∑": r"$\sum$", "Σ": r"$\Sigma$", "⋆": r"$\star$",
+})  # fmt: skip
+
+
 def tex_escape(text: str) -> str:
-    """Plain text safe inside LaTeX (for the expression's source)."""
-    return "".join(_TEX_ESCAPES.get(c, c) for c in text)
+    """Plain text safe inside LaTeX: specials escaped, derive's own Unicode as LaTeX, other characters
+    in their compatibility form (a full-width letter as the letter Python reads), else as a code point."""
+    out = []
+    for c in text:
+        if c in _TEX_ESCAPES:
+            out.append(_TEX_ESCAPES[c])
+        elif c in _TEX_UNICODE:
+            out.append(_TEX_UNICODE[c])
+        elif ord(c) < 128:
+            out.append(c)
+        else:
+            plain = unicodedata.normalize("NFKC", c)
+            out.append(plain if plain.isascii() else f"[U+{ord(c):04X}]")
+    return "".join(out)
 
 
 def documents(

@@ -13,7 +13,7 @@ from sympy.matrices.expressions import HadamardPower, HadamardProduct, MatrixExp
 from ..ir import Node, ShapeError
 from ..prec import ADD, ATOM, HAD, MUL, POW, UNARY
 from ..sympy_form import elementwise as sympy_elementwise
-from .algebra import ONE, flatten_add, flatten_mul, product, scale, split_coef, total, zeros
+from .algebra import ONE, canonical, flatten_add, flatten_mul, product, scale, split_coef, total, zeros
 from .base import NUMPY, Call, Gap, Op
 from .build import const, diag_of, fn, hadamard, is_const, lin, mm, node, ones, plus, power
 from .functions import FUNCTIONS, display_value
@@ -143,11 +143,14 @@ def _extremum_eval(k, e: Node, a, b):
 
 def _simplify_add(e: Node) -> Node:
     terms: dict[Node, sp.Expr] = {}
+    first: dict[Node, Node] = {}  # a term's canonical key -> the term as first written
     for t in flatten_add(e):
         c, rest = split_coef(t)
         if c != 0:
-            terms[rest] = terms.get(rest, sp.Integer(0)) + c
-    kept = [(c, t) for t, c in terms.items() if c != 0]
+            key = canonical(rest)  # (A B) C and A (B C) are one term
+            first.setdefault(key, rest)
+            terms[key] = terms.get(key, sp.Integer(0)) + c
+    kept = [(c, first[t]) for t, c in terms.items() if c != 0]
     if not kept:
         return zeros(e.shape)
     kept.sort(key=lambda ct: ct[0].is_negative is True)  # positive terms first, else stable

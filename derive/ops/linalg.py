@@ -16,7 +16,17 @@ import derive.ops as _ops
 
 from ..ir import Node, ShapeError
 from ..prec import ATOM, HAD, MUL, POSTFIX
-from .algebra import is_zero, pull_numbers, scale, split_coef, split_scalars, with_scalars, zeros
+from .algebra import (
+    diagonal,
+    is_zero,
+    pull_numbers,
+    scale,
+    split_coef,
+    split_scalars,
+    symmetric,
+    with_scalars,
+    zeros,
+)
 from .base import LINALG, NUMPY, Call, Gap, Op
 from .build import T, col, commutation, const, eye, hadamard, lin, mm, node, plus, row, vec
 from .elementwise import unbroadcast
@@ -180,7 +190,7 @@ def _mixed_product(a: Node, b: Node) -> Node | None:
 
 def _simplify_T(e: Node) -> Node:
     (a,) = e.args
-    if a.ndim < 2:
+    if a.ndim < 2 or symmetric(a):  # S^T = S, S^-T = S^-1 when S is symmetric
         return a
     push = _ops.OPS[a.op].transpose
     return push(a) if push is not None else e
@@ -220,6 +230,10 @@ def _simplify_diag(e: Node) -> Node:
     scalars, rest = split_scalars(a)
     if scalars and a.ndim == 1:  # diag(s x) = s diag(x)
         return with_scalars(scalars, node("diag", rest))
+    if a.op == "diag" and a.args[0].ndim == 2 and diagonal(a.args[0]):
+        return a.args[0]  # diag(diag(D)) = D for a diagonal D
+    if a.op == "outer":
+        return node("mul", *a.args)  # the diagonal of a b^T is a ∘ b
     return e
 
 

@@ -30,9 +30,10 @@ from .ops import NoRule
 from .ops.build import commutation, const, eye, mm, node
 from .ops.functions import FUNCTIONS, written_out
 from .parse import Problem, parse, parse_structure
-from .printing import LatexPrinter, PrintError, TextPrinter
+from .printing import LatexPrinter, PrintError, TextPrinter, repeated_parts
 from .prove import Proof, Sides, prove, shapes_text
 from .simplify import simplify, zeros
+from .tidy import tidy
 
 __all__ = ["Derivation", "derive", "load", "matrix_form"]
 
@@ -87,21 +88,33 @@ class Derivation:
 
     @property
     def text(self) -> str:
-        """The matrix form in plain text, or a plain statement that there is none."""
+        """The matrix form in plain text (repeated parts named: ..., where p = softmax(W x)),
+        or a plain statement that there is none."""
         if self.display is None:
             return f"no matrix form: {self.note}"
         return self._show(TextPrinter())
 
     def latex_form(self, transpose: str = "top") -> str:
-        """The matrix form in LaTeX (``transpose``: ``"top"`` or ``"T"``)."""
+        """The matrix form in LaTeX (``transpose``: ``"top"`` or ``"T"``), repeated parts named."""
         if self.display is None:
             raise DeriveError(f"no matrix form to print: {self.note}")
         return self._show(LatexPrinter(transpose=transpose))
 
     def _show(self, p: TextPrinter | LatexPrinter) -> str:
         """The displayed form; a numerator-layout derivative by a vector is a row."""
+        names = repeated_parts([self.display], set(self.shapes), p)
+        shown = type(p)(names=_named(p, names), **({"transpose": p.transpose} if isinstance(p, LatexPrinter) else {}))
         row = self.kind is Kind.GRADIENT and self.layout == "numerator" and self.display.ndim == 1
-        return p.row(self.display) if row else p.doprint(self.display)
+        main = shown.row(self.display) if row else shown.doprint(self.display)
+        if not names:
+            return main
+        parts = []
+        for n in names:
+            others = {m: t for m, t in shown.names.items() if m != n}
+            inner = type(p)(names=others, **({"transpose": p.transpose} if isinstance(p, LatexPrinter) else {}))
+            parts.append(f"{shown.names[n]} = {inner.doprint(n)}")
+        where = ", where " if isinstance(p, TextPrinter) else r", \quad \text{where } "
+        return main + where + ", ".join(parts)
 
     @cached_property
     def matrix(self) -> sp.Basic | None:
@@ -193,7 +206,7 @@ def derive(
         display = None if form is None else arrange(form, kind, lay, problem.shapes[names[0]])
         at = _proof_sizes(problem, form, proof_sizes)
         with ctx.progress.stage(f"proving the matrix form entry by entry at {_at(problem, at)}"):
-            proof = _prove(problem, names, kind, lay, display, at, ctx)
+            proof, at = _prove(problem, names, kind, lay, display, at, ctx)
         d = Derivation(problem, names, kind, layout_name(kind, lay), form, display, proof, None,
                        convention(kind, lay, problem.expr.shape, problem.shapes, names), note, at, first,
                        _notes(problem, names))  # fmt: skip
@@ -203,6 +216,13 @@ def derive(
         return d
     except RecursionError:
         raise DeriveError(f"the expression is nested too deeply ({ctx.limits.how_to_raise('depth')})") from None
+
+
+def _named(p: TextPrinter | LatexPrinter, names: Mapping[Node, str]) -> dict[Node, str]:
+    """The names as the printer writes them: bold vectors in LaTeX."""
+    if isinstance(p, LatexPrinter):
+        return {n: (f"\\mathbf{{{t}}}" if n.ndim == 1 else t) for n, t in names.items()}
+    return dict(names)
 
 
 def _context(limits: Limits | None, max_seconds: float | None, progress: Progress | None) -> Context:
@@ -252,7 +272,7 @@ def matrix_form(problem: Problem, names: tuple[str, ...], kind: Kind,
                 out = h if h is not None else zeros((size_of(shapes[names[0]]), size_of(shapes[w])))
     except NoRule as err:
         return None, None, f"{err}; the derivative is given element-wise"
-    out = simplify(out)
+    out = simplify(tidy(simplify(out)))
     if not primes:
         out = simplify(_write_out_primes(out))
     return out, first, ""
@@ -328,7 +348,27 @@ def _at(problem: Problem, sizes: Mapping) -> str:
 
 
 def _prove(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout | None, display: Node | None,
-           sizes: Mapping, ctx: Context) -> Proof:  # fmt: skip
+           sizes: Mapping, ctx: Context) -> tuple[Proof, dict]:  # fmt: skip
+    """(the proof, the sizes it used): at ``sizes``, or where the expression has no value there (X^T X is
+    singular when X is wide), at the same sizes in the other order, then all equal."""
+    proof, used = None, dict(sizes)
+    dims = sizing.dimensions(problem.expr, *([display] if display is not None else []))
+    for at in [s for s in _alternatives(sizes) if sizing.fits(dims, s)]:
+        proof, used = _prove_at(problem, names, kind, layout, display, at, ctx), at
+        if not proof.undefined:
+            break
+    return proof, used
+
+
+def _alternatives(sizes: Mapping) -> list[dict]:
+    keys = list(sizes)
+    values = [sizes[k] for k in keys]
+    out = [dict(sizes), dict(zip(keys, reversed(values), strict=True)), dict.fromkeys(keys, max(values, default=2))]
+    return [s for i, s in enumerate(out) if s not in out[:i]]
+
+
+def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout | None, display: Node | None,
+              sizes: Mapping, ctx: Context) -> Proof:  # fmt: skip
     ents = entries(problem.shapes, sizes, problem.structure)
     total = sum(int(np.prod(s)) for s in ents.shapes.values())
     if total > ctx.limits.entries:

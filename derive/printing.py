@@ -174,6 +174,7 @@ class MathPrinter(Printer):
     INV = "⁻¹"
     INV_T = "⁻ᵀ"
     HADAMARD = " ∘ "
+    OSLASH = " ⊘ "
     KRON = " ⊗ "
     TIMES = " "
     ONES = "𝟏"
@@ -281,6 +282,7 @@ class LatexPrinter(MathPrinter):
 
     FRAC_PAREN = False
     HADAMARD = " \\odot "
+    OSLASH = " \\oslash "
     KRON = " \\otimes "
     TIMES = " "
     ONES = "\\mathbf{1}"
@@ -367,3 +369,60 @@ class EntryLatexPrinter(SympyLatexPrinter):
 
 
 __all__ = ["ADD", "Callable", "EntryLatexPrinter", "LatexPrinter", "NumpyPrinter", "PrintError", "TextPrinter"]
+
+
+# ----- names for repeated parts -----
+
+NAMEABLE = frozenset({"fn", "softmax", "logsoftmax", "logsumexp", "conv2d", "maxpool", "add", "matmul", "inv"})
+_LETTERS = MappingProxyType({"softmax": "p", "logsoftmax": "q", "sigmoid": "s", "tanh": "h", "relu": "h",
+                             "conv2d": "z", "maxpool": "z"})  # fmt: skip
+_SPARE = ("u", "v", "r", "q", "g", "t", "a", "c", "d", "e")
+
+
+def repeated_parts(roots: list[Node], taken: set[str], printer: MathPrinter) -> dict[Node, str]:
+    """Short names for the parts of ``roots`` written more than once: (diag(p) - p pᵀ) W, where p = softmax(W x).
+
+    A part is named when it occurs at least twice (as written out, not merely shared), is a function
+    application or a compound product or sum, and is longer than a few characters. Names avoid
+    ``taken`` (the expression's variables); vectors are lower-case, matrices upper-case.
+    """
+    count: dict[Node, int] = {}
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        count[n] = count.get(n, 0) + 1
+        if count[n] == 1:
+            stack.extend(n.args)
+        else:  # every occurrence of n repeats its whole subtree
+            stack.extend(_subtree_once(n))
+    names: dict[Node, str] = {}
+    used = {t.lower() for t in taken}
+    order = [n for n in reversed(topo_all(roots)) if count.get(n, 0) > 1]
+    for n in order:
+        if n.op not in NAMEABLE or n.ndim == 0 or len(printer.doprint(n)) < 7:
+            continue
+        if any(n in _subtree_once(m) for m in names):  # already inside a named part
+            continue
+        kind = n.attr[0] if n.op == "fn" else n.op
+        for letter in (_LETTERS.get(kind, "u"), *_SPARE):
+            if letter not in used:
+                used.add(letter)
+                names[n] = letter.upper() if n.ndim == 2 else letter
+                break
+    return names
+
+
+def _subtree_once(n: Node) -> list[Node]:
+    from .ir import topo
+
+    return topo(n)[:-1]
+
+
+def topo_all(roots: list[Node]) -> list[Node]:
+    from .ir import topo
+
+    out: dict[Node, None] = {}
+    for r in roots:
+        for n in topo(r):
+            out[n] = None
+    return list(out)

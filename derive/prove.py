@@ -64,6 +64,7 @@ class Proof:
     mismatches: tuple[Mismatch, ...] = field(default=())
     exact: bool = False
     bits: int | None = None  # a probabilistic proof's error bound, 2^-bits
+    undefined: bool = False  # the expression has no value at these sizes (a singular matrix, say)
 
     @property
     def ok(self) -> bool:
@@ -215,7 +216,7 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         return done("not finished", f"the time budget ({budget.seconds:g} s) ran out before the first check finished")
     if dom is None:
         return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
-                    " undefined everywhere)")  # fmt: skip
+                    " undefined everywhere)", undefined=True)  # fmt: skip
     if bad:
         mismatches, real = _confirm(s, bad, seed)
         if real:

@@ -154,11 +154,44 @@ def _simplify_add(e: Node) -> Node:
     if not kept:
         return zeros(e.shape)
     kept.sort(key=lambda ct: ct[0].is_negative is True)  # positive terms first, else stable
+    shared = _common_scalar(kept)
+    if shared is not None:  # a/s + b/s^3 -> (a + b/s^2)/s
+        base, k = shared
+        inner = total([scale(c, _divide_out(t, base, k)) for c, t in kept])
+        return node("mul", node("pow", base, attr=k), inner)
     common = _common_factor([c for c, _ in kept])
     parts = [scale(c / common, t) for c, t in kept]
     factored = _factor_matmul(parts)
     body = factored if factored is not None else total(parts)
     return scale(common, body)
+
+
+def _powers(t: Node) -> dict[Node, sp.Expr]:
+    """The scalar factors of a term as base -> exponent."""
+    out: dict[Node, sp.Expr] = {}
+    for f in flatten_mul(t) if t.op == "mul" else [t]:
+        if f.shape == () and f.op != "const":
+            base, k = (f.args[0], sp.S(f.attr)) if f.op == "pow" else (f, sp.Integer(1))
+            out[base] = out.get(base, 0) + k
+    return out
+
+
+def _common_scalar(kept: list[tuple[sp.Expr, Node]]) -> tuple[Node, sp.Expr] | None:
+    """A scalar every term of a sum of tensors has, to a power of one sign: (base, the smallest power)."""
+    if len(kept) < 2 or any(t.shape == () for _, t in kept):
+        return None
+    powers = [_powers(t) for _, t in kept]
+    for base in powers[0]:
+        ks = [p.get(base) for p in powers]
+        if any(k is None for k in ks) or not (all(k > 0 for k in ks) or all(k < 0 for k in ks)):
+            continue
+        return base, min(ks, key=abs)
+    return None
+
+
+def _divide_out(t: Node, base: Node, k: sp.Expr) -> Node:
+    """t with base^k taken out of its factors."""
+    return node("mul", node("pow", base, attr=-k), t)
 
 
 def _common_factor(coefs: list[sp.Expr]) -> sp.Expr:
@@ -366,6 +399,8 @@ def _math_scaled(p, c: sp.Expr, rest: Node) -> tuple[str, int]:
         return p.number(c)
     if rest.op == "mul" and any(_reciprocal(f) for f in flatten_mul(rest)):
         return _math_product(p, c, flatten_mul(rest))
+    if c == -1 and (rest.op == "kron" or p.prec(rest)[1] == HAD):  # -(A ⊗ B) = (-A) ⊗ B, -(a ∘ b) = (-a) ∘ b
+        return "-" + p.doprint(rest), UNARY
     body = p.wrap(rest, MUL, strict=_is_hadamard(rest))
     if c == -1:
         return "-" + body, UNARY
@@ -385,38 +420,60 @@ def _math_mul(p, e: Node) -> tuple[str, int]:
 
 
 def _math_product(p, c: sp.Expr, factors: list[Node]) -> tuple[str, int]:
-    """c times the factors: scalars in front (denominators under one fraction: 2/n), then the tensors."""
+    """c times the factors: scalars in front (denominators under one fraction: 2/n, or after the tensors
+    when nothing else is on top: x xᵀ/‖x‖²), then the tensors (element-wise quotients with ⊘)."""
     dens = [f for f in factors if _reciprocal(f)]
     scalars = [f for f in factors if f.shape == () and f not in dens]
     tensors = [f for f in factors if f.shape != () and f.op != "ones"] or [f for f in factors if f.shape != ()]
+    sign = "-" if c < 0 else ""
+    c = abs(c)
+    den = [p.wrap(f.args[0], MUL, strict=True) if f.attr == -1 else
+           p.prec(node("pow", f.args[0], attr=-f.attr))[0] for f in dens]  # fmt: skip
+    if c.q != 1 and dens:
+        den.insert(0, p.num(c.q))
+    body, prec = _tensor_text(p, tensors)
+    if dens and c.p == 1 and not scalars and tensors:  # (I - x xᵀ/‖x‖²)/‖x‖
+        if p.FRAC_PAREN:
+            top = p.paren(body) if prec <= ADD or (len(den) > 1 and prec < MUL) else body
+            return sign + top + "/" + (p.paren(p.join(*den)) if len(den) > 1 else den[0]), MUL
+        return sign + p.frac(body, p.join(*den)), MUL
     text = []
     if dens:
         inner = (lambda f: p.wrap(f, MUL, strict=True)) if p.FRAC_PAREN else p.doprint
-        num = [p.num(abs(c.p)) if c.p != 1 or not scalars else ""] + [inner(f) for f in scalars]
-        num_text = p.join(*([t for t in num if t] or ["1"]))
-        den = [p.wrap(f.args[0], MUL, strict=True) if f.attr == -1 else
-               p.prec(node("pow", f.args[0], attr=-f.attr))[0] for f in dens]  # fmt: skip
-        if c.q != 1:
-            den.insert(0, p.num(c.q))
-        frac = p.frac(num_text, p.join(*den))
+        num = [p.num(c.p) if c.p != 1 or not scalars else ""] + [inner(f) for f in scalars]
+        frac = p.frac(p.join(*([t for t in num if t] or ["1"])), p.join(*den))
         text.append(p.paren(frac) if p.FRAC_PAREN and tensors else frac)
-        scalars = []
-    elif c != 1:
-        text.append(p.number(abs(c))[0])
-    text += [p.wrap(f, MUL, strict=True) for f in scalars]
-    if not tensors and not text:
-        text.append(p.num(1))
-    if len(tensors) == 1:
-        text.append(p.wrap(tensors[0], MUL))
-    elif tensors:
-        had = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tensors)
-        if not text:
-            return had, HAD
-        text.append(p.paren(had))
-    out = text[0]
-    for t in text[1:]:
-        out = p.join(out, t)
-    return ("-" + out, UNARY) if c < 0 else (out, MUL)
+    else:
+        if c != 1:
+            text.append(p.number(c)[0])
+        text += [p.wrap(f, MUL, strict=True) for f in scalars]
+    if tensors:
+        text.append(body if prec >= MUL or not text else p.paren(body))
+    if not text:
+        return sign + p.num(1), ATOM
+    if len(text) == 1 and not sign and prec < MUL and tensors:
+        return body, prec
+    return (sign + p.join(*text), UNARY if sign else MUL)
+
+
+def _tensor_text(p, tensors: list[Node]) -> tuple[str, int]:
+    """A Hadamard product, with factors to negative powers after ⊘: exp(x) ⊘ (1 + exp(x))^∘2."""
+    if not tensors:
+        return "", ATOM
+    tops = [f for f in tensors if not (f.op == "pow" and sp.S(f.attr).is_negative)]
+    bottoms = [f for f in tensors if f not in tops]
+    if not bottoms:
+        if len(tops) == 1:
+            return p.prec(tops[0]) if p.prec(tops[0])[1] >= MUL else (p.wrap(tops[0], MUL), MUL)
+        return p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tops), HAD
+    top = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tops) if tops else p.ONES
+    under = [f.args[0] if f.attr == -1 else node("pow", f.args[0], attr=-f.attr) for f in bottoms]
+    bottom = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in under)
+    if len(tops) > 1:
+        top = p.paren(top)
+    if len(under) > 1:
+        bottom = p.paren(bottom)
+    return f"{top}{p.OSLASH}{bottom}", HAD
 
 
 def _math_pow(p, e: Node) -> tuple[str, int]:
@@ -427,6 +484,9 @@ def _math_pow(p, e: Node) -> tuple[str, int]:
         return p.apply(p.op("sqrt"), p.doprint(a)), ATOM
     if a.op == "norm" and k == 2:
         return p.prec(a)[0] + p.SQUARED, POW
+    if k.is_negative and a.shape != ():  # 1 ⊘ x^∘2, an element-wise quotient
+        inner = a if k == -1 else node("pow", a, attr=-k)
+        return f"{p.ONES}{p.OSLASH}{p.wrap(inner, MUL, strict=True)}", HAD
     exponent = p.num(k) if k.is_Integer else p.frac(p.num(k.p), p.num(k.q))
     return p.power(p.wrap(a, ATOM), exponent, a.shape != ()), POW
 

@@ -155,6 +155,8 @@ def _simplify_matmul(e: Node) -> Node:
         return eye(a.shape[0])
     if a.ndim == 1 and b.ndim == 2:  # x @ A is A^T x for a 1-D x
         return mm(T(b), a)
+    if a.op == "col" and b.op == "row" and a.args[0].ndim == 1 and b.args[0].ndim == 1:
+        return node("outer", a.args[0], b.args[0])  # a column times a row: a b^T
     if a.op == "diag" and b.op == "diag" and a.args[0].ndim == 1 and b.args[0].ndim == 1:
         return node("diag", node("mul", a.args[0], b.args[0]))
     if a.op == "kron" and b.op == "kron":
@@ -183,7 +185,11 @@ def _is_row(x: Node) -> bool:
 def _mixed_product(a: Node, b: Node) -> Node | None:
     """(A (x) B)(C (x) D) = AC (x) BD when the factors conform (Cookbook 520)."""
     (p, q), (r, s) = a.args, b.args
-    if all(x.ndim == 2 for x in (p, q, r, s)) and p.shape[1] == r.shape[0] and q.shape[1] == s.shape[0]:
+    if not all(x.ndim == 2 for x in (q, r, s)) or q.shape[1] != s.shape[0]:
+        return None
+    if p.ndim == 2 and p.shape[1] == r.shape[0]:
+        return node("kron", mm(p, r), mm(q, s))
+    if p.ndim == 1 and p.shape[0] == r.shape[0]:  # a 1-D operand of kron is a row: c^T B^T = (B c)^T
         return node("kron", mm(p, r), mm(q, s))
     return None
 
@@ -370,9 +376,12 @@ def _math_outer(p, e: Node) -> tuple[str, int]:
 
 
 def _math_kron(p, e: Node) -> tuple[str, int]:
+    """A ⊗ B, binding looser than a product: (B c)ᵀ ⊗ A X⁻¹; a 1-D operand is a row."""
     a, b = e.args
-    left = p.row(a) if a.ndim == 1 else p.wrap(a, MUL, strict=True)
-    return left + p.KRON + p.wrap(b, MUL, strict=True), HAD
+    left = p.wrap(a, MUL)
+    if a.ndim == 1:
+        left = p.wrap(a, POSTFIX, strict=True) + p.T if a.op == "matmul" else p.row(a)
+    return left + p.KRON + p.wrap(b, MUL), HAD
 
 
 def _apply(name: str):

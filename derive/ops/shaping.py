@@ -14,7 +14,7 @@ from sympy.matrices.expressions import OneMatrix
 from ..ir import Node, ShapeError, size_of
 from ..prec import ATOM, MUL, POSTFIX
 from ..sympy_form import Vec
-from .algebra import scale, split_coef
+from .algebra import scale, split_coef, split_scalars, with_scalars
 from .base import Call, Gap, Op
 from .build import T, col, eye, lin, node, ones, row
 
@@ -152,6 +152,9 @@ def _linear1(op: str):
         c, rest = split_coef(e.args[0])
         if c != 1 and rest.shape == e.args[0].shape:
             return scale(c, node(op, rest, attr=e.attr))
+        scalars, inner = split_scalars(e.args[0])
+        if scalars:  # row(s v) = s row(v): scalars come out too
+            return with_scalars(scalars, node(op, inner, attr=e.attr))
         if op == "vec" and rest.ndim < 2:
             return rest
         if op == "vec" and rest.op in ("col", "row") and rest.args[0].ndim == 1:

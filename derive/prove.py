@@ -128,16 +128,7 @@ def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, 
 def _modular_round(s: Sides, ents: Entries, seed: int) -> tuple[list[tuple[int, ...]], int, ModularDomain]:
     """(indices that differ, log2 of the error bound, the domain) at one random point mod p."""
     dom = ModularDomain(seed)
-    values = {}
-    for name, lab in ents.labels.items():
-        arr = np.empty(lab.shape, dtype=object)
-        point = {}
-        for idx in np.ndindex(*lab.shape):
-            if ents.free[name][idx] is None:
-                arr[idx] = Fp(0)
-            else:
-                arr[idx] = point.setdefault(lab[idx], dom.point())
-        values[name] = arr
+    values = ents.fill(lambda label: dom.point(), Fp(0))
     want, got = _sides(s, ents, values, dom, Fp(1), Fp(0))
     bad, degree = [], 1
     for idx in np.ndindex(*want.shape):
@@ -154,12 +145,7 @@ def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> list[tuple[in
     """Indices whose difference is not zero as a rational function (exact)."""
     labels = _labels(ents)
     dom = ExactDomain(labels, atoms, budget)
-    values = {}
-    for name, lab in ents.labels.items():
-        arr = np.empty(lab.shape, dtype=object)
-        for idx in np.ndindex(*lab.shape):
-            arr[idx] = dom.const(0) if ents.free[name][idx] is None else dom.variable(lab[idx])
-        values[name] = arr
+    values = ents.fill(dom.variable, dom.const(0))
     want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0))
     return [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
 

@@ -21,7 +21,6 @@ from derive.ops import OPS
 
 from .reference import NUMPY
 
-
 # (expression, variable, the sizes it is derived at, the sizes its code runs at): every op with syntax
 CASES = [
     ("norm(A @ x - b)**2", "x", {"A": (13, 11)}, {"A": (7, 5)}),

@@ -87,7 +87,7 @@ EXAMPLES = (
     Example("σ(Wx + b) by W", "sigmoid(W @ x + b)", "W"),
     Example("Hessian of ‖Ax − b‖²", "norm(A @ x - b)**2", "x, x"),
     Example("softmax cross-entropy by W", "-(y @ log(softmax(W @ x)))", "W"),
-    Example("a tiny CNN by its kernel (slow: about 20 s)", CNN, "K", "X=1,3,3; K=2,1,2,2; y=2"),
+    Example("a tiny CNN by its kernel (slow: about 10 s)", CNN, "K", "X=1,3,3; K=2,1,2,2; y=2"),
     Example("(x − m)ᵀS⁻¹(x − m) by a symmetric S", "(x - m) @ inv(S) @ (x - m)", "S", symmetric="S"),
 )
 

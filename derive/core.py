@@ -389,9 +389,11 @@ def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layo
         how = ("with s_ij = s_ji (one symbol per pair; a partial by an off-diagonal s_ij is halved for the gradient)"
                if kind == "symmetric" else "with zeros off the diagonal")  # fmt: skip
         proof = replace(proof, method=f"{proof.method}; {v} written out {how}")
-    if {n.op for n in topo(problem.expr)} & {"maxpool", "maximum", "minimum"} or any(
-        n.op == "fn" and n.attr[0] in ("relu", "abs") for n in topo(problem.expr)
-    ):
+    nodes = topo(problem.expr)
+    regions = {n.op for n in nodes} & {"maxpool", "maximum", "minimum"} or any(
+        n.op == "fn" and n.attr[0] in ("relu", "abs") for n in nodes
+    )
+    if proof.status == "proven" and regions:
         proof = replace(proof, method=proof.method + "; max pooling, relu, abs and maximum hold on each region where"
                         " every window's maximum and every sign is fixed: those choices are symbols in the proof,"
                         " so it covers every region at once")  # fmt: skip

@@ -784,5 +784,6 @@ def _choices(tree: ast.AST, w: _Walker, inferred: tuple[str, ...], scalars: set[
     if not out:
         return ()
     names = ", ".join(f"'{n}'" for n in out)
-    return (f"{names} taken as vector{'s' if len(out) > 1 else ''} of one length; the expression allows a scalar"
-            f" too (declare it, e.g. --shape {out[0]}= or shapes={{'{out[0]}': ()}}, for a scalar)",)  # fmt: skip
+    plural = "s" if len(out) > 1 else ""
+    return (f"{names} taken as vector{plural} of one length; the expression allows a scalar too (declare"
+            f" '{out[0]}' with an empty shape for a scalar: --shape {out[0]}= on the command line)",)  # fmt: skip

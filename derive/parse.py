@@ -271,6 +271,11 @@ class _Walker:
         if name in self.scalars:
             return ()
         if name in self.structure:  # symmetric and diagonal matrices are square
+            if name[0].islower():
+                raise DeriveError(
+                    f"'{name}' is declared {self.structure[name]}, so it must be a square matrix; a"
+                    f" lower-case name is a vector unless its shape is declared (--shape {name}=n,n)"
+                )
             d = sp.Dummy(f"{name}0")
             self.dims.owner[d] = f"{name}'s axes"
             return (d, d)

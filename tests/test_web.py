@@ -190,7 +190,7 @@ def test_symmetric_and_diagonal_variables_reach_the_engine(client: TestClient) -
     assert len(sym["conventions"]) == 1 and "sym(G) = (G + Gᵀ)/2" in sym["conventions"][0]
     # by a diagonal D: diag(diag(G)), G = x x^T
     diag = post(client, "/api/derive", {"expr": "x @ D @ x", "wrt": "D", "diagonal": "D"}).json()
-    assert diag["text"] == "diag(diag(x xᵀ))" and diag["proof"]["ok"]
+    assert diag["text"] == "diag(x^∘2)" and diag["proof"]["ok"]
     assert diag["conventions"] == [derive("x @ D @ x", "D", diagonal=("D",)).notes[0]]
     # a check compares against the symmetric S's entries: 2 S x holds only when s12 = s21
     claim = {"expr": "x @ S @ x", "wrt": "x", "claim": "2 * S @ x"}
@@ -535,7 +535,8 @@ def test_the_proof_gets_a_share_of_the_budget() -> None:
     assert 0 < seconds <= 8 * 0.5 / 2  # half the budget left, split between the two workers
     assert gate.calls[-1]["symmetric"] == () and gate.calls[-1]["diagonal"] == ()
     with TestClient(create_app(derive_fn=gate, budget=8, max_seconds=3, cache=0)) as c:
-        assert post(c, "/api/derive", {**LSQ, "symmetric": "A"}).status_code == 400  # A is not square
+        bad = {**LSQ, "shapes": "A=3,2", "symmetric": "A"}
+        assert post(c, "/api/derive", bad).status_code == 400  # A is declared, and not square
     assert gate.calls[-1] == {"layout": None, "symmetric": ("A",), "diagonal": (), "max_seconds": 3}
 
 

@@ -35,6 +35,7 @@ from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded, s
 from .ir import Node
 
 TARGET_BITS = 60  # a probabilistic proof is reported once its error bound is below 2^-60
+RAISE = "raise it with --max-seconds, or derive(..., max_seconds=...)"
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,8 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
                 break
             bits += b
     except OutOfTime:
-        return done("not finished", f"the time budget ({budget.seconds:g} s) ran out before the first check finished")
+        return done("not finished", f"not finished in {budget.seconds:g} s of CPU time: the time budget ran out before"
+                    f" the first check finished ({RAISE})")  # fmt: skip
     if dom is None:
         return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
                     " undefined everywhere)", undefined=True)  # fmt: skip
@@ -218,7 +220,8 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
     try:
         wrong = _exact(s, ents, dom.atoms + 8, budget)
     except OutOfTime:
-        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s", bits=-bits)
+        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
+                    bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
         return done("proven", modular + f"; the exact check stopped: {e}", bits=-bits)
     if not wrong:

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from bench.machine import read
-from bench.report import Result, fmt_time, label, table
+from bench.report import Result, fmt_time, table
 from bench.timing import sample
-from bench.variants import AUTOGRAD, CAREFUL, DEFAULT, DERIVE, JAX, NAIVE, ONE
+from bench.variants import AUTOGRAD, CAREFUL, DEFAULT, DERIVE, JAX, NAIVE, ONE, label
 
 
 def measure(megabytes: int, rounds: int) -> tuple[float, float]:
@@ -54,7 +54,10 @@ def section(results: Sequence[Result], megabytes: int, rounds: int) -> list[str]
     for name, threads in [(DERIVE, ONE), (CAREFUL, ONE), (NAIVE, ONE), (DERIVE, DEFAULT), (CAREFUL, DEFAULT),
                           (NAIVE, DEFAULT), (JAX, DEFAULT), (AUTOGRAD, DEFAULT)]:  # fmt: skip
         lab = label(name, threads)
-        cells = [f"{r.case.median(lab) / f:.2f}× floor" if lab in r.case.times else "—" for r, f in zip(big, floors)]
+        cells = [
+            f"{r.case.median(lab) / f:.2f}× floor" if lab in r.case.times else "—"
+            for r, f in zip(big, floors, strict=True)
+        ]
         if any(c != "—" for c in cells):
             rows.append([lab, *cells])
     l3 = read("/sys/devices/system/cpu/cpu0/cache/index3/size") or "size unknown"

@@ -49,11 +49,14 @@ def blas_kernels() -> str:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas.get('name')} {blas.get('version')} (numpy's build; threadpoolctl not installed)"
     found = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
-        f"{i.get('internal_api')} {i.get('version')}, kernel {i.get('architecture')}, {i.get('num_threads')} threads"
-        f" ({i.get('threading_layer')})"
-        for i in found
-    ) or "none found by threadpoolctl"
+    return (
+        "; ".join(
+            f"{i.get('internal_api')} {i.get('version')}, kernel {i.get('architecture')}, "
+            f"{i.get('num_threads')} threads ({i.get('threading_layer')})"
+            for i in found
+        )
+        or "none found by threadpoolctl"
+    )
 
 
 def cpu_busy(seconds: float = 0.5) -> float:

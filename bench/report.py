@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bench.timing import ATOL, RTOL, Case
-from bench.variants import AUTOGRAD, CAREFUL, DEFAULT, DERIVE, JAX, NAIVE, ONE, Generated
+from bench.variants import AUTOGRAD, CAREFUL, DEFAULT, DERIVE, JAX, NAIVE, ONE, Generated, label
 from bench.workloads import Size, Workload
 
 
@@ -52,10 +52,6 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def label(name: str, threads: str) -> str:
-    return f"{name}, {threads}"
 
 
 def reference(threads: str) -> str:

@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 from bench import bandwidth, derivation, machine, report, targets
 from bench.report import Result, table
 from bench.timing import Budget, measure
-from bench.variants import CAREFUL, DEFAULT, Deriver, load_peers, one_blas_thread, variants
+from bench.variants import DEFAULT, Deriver, load_peers, one_blas_thread, variants
 from bench.workloads import BY_KEY, WORKLOADS, Size, Workload
 
 SECTIONS = ("workloads", "derivation", "bandwidth")
@@ -54,7 +54,7 @@ class Config:
 MODES = {
     "full": Config(
         "full",
-        Budget(max_rounds=31, min_rounds=5, case_seconds=20.0, sample=0.01, variant_seconds=30.0),
+        Budget(max_rounds=31, min_rounds=7, case_seconds=30.0, sample=0.01, variant_seconds=30.0),
         lambda w: w.sizes,
         True,
         (2, 4, 8, 16, 32, 64),

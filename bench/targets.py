@@ -7,8 +7,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.report import Result, fmt_ratio, label
-from bench.variants import CAREFUL, DEFAULT, DERIVE, JAX, NAIVE, ONE
+from bench.report import Result
+from bench.variants import CAREFUL, DEFAULT, DERIVE, JAX, NAIVE, ONE, label
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,3 @@ def tally(targets: Sequence[Target]) -> str:
         + (f", {unmeasured} not measured in this mode" if unmeasured else "")
         + "."
     )
-
-
-__all__ = ["Target", "earlier", "fmt_ratio", "issue_15", "lines", "tally"]

@@ -34,6 +34,11 @@ AUTOGRAD = "autograd"
 ONE, DEFAULT = "1 thread", "default threads"
 
 
+def label(name: str, threads: str) -> str:
+    """A variant's key in a case: its name and BLAS threads."""
+    return f"{name}, {threads}"
+
+
 # ----- derive's generated code -----
 
 
@@ -93,7 +98,8 @@ class Deriver:
             if self.prove:
                 d = derive(w.expr, w.wrt, shapes=shapes, numeric=False)
                 p = d.proof
-                self._proven[w.key] = (d.numpy_source("f"), f"{p.status} at {shapes_text(p.shapes)} ({p.seconds:.2f} s)")
+                proof = f"{p.status} at {shapes_text(p.shapes)} ({p.seconds:.2f} s)"
+                self._proven[w.key] = (d.numpy_source("f"), proof)
             else:
                 self._proven[w.key] = (_rules_only(w.expr, w.wrt, shapes), "not run in this mode")
         return self._proven[w.key]
@@ -202,7 +208,7 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return f"{self.name}, {self.threads}"
+        return label(self.name, self.threads)
 
 
 def variants(w: Workload, a: Arrays, gen: Generated, peers: Peers, skip: Iterable[str] = ()) -> list[Variant]:

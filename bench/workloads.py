@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -203,18 +203,6 @@ def sigmoid_layer(o: Ops, W: Any, x: Any, b: Any) -> Any:
 
 # ----- the workloads -----
 
-_CONV_SMALL = {"C": 3, "H": 32, "F": 8, "k": 3}
-_CONV_LARGE = {"C": 16, "H": 64, "F": 32, "k": 3}
-_CNN_SMALL = {"C": 3, "H": 28, "F": 8, "k": 3, "classes": 10}
-_CNN_LARGE = {"C": 3, "H": 56, "F": 16, "k": 3, "classes": 10}
-_CONV_SIZES = (
-    Size("X 3×32×32, K 8×3×3×3", _CONV_SMALL),
-    Size("X 16×64×64, K 32×16×3×3", _CONV_LARGE, big=True),
-)
-_CONV_SMOKE = Size("X 2×6×6, K 3×2×3×3", {"C": 2, "H": 6, "F": 3, "k": 3})
-_CONV_PROOF = {"C": 2, "H": 4, "F": 2, "k": 3}
-
-
 _REVERSE_PASSES = "skipped: one reverse pass per entry of the variable, a minute or more a call"
 
 
@@ -223,64 +211,80 @@ def _lsq_sizes(*ns: int, hessian: bool = False) -> tuple[Size, ...]:
     return tuple(Size(f"n={n}", {"n": n}, big=n > 1000, small=n <= 100, skip=skip if n > 1000 else {}) for n in ns)
 
 
+LOGISTIC_GRAD = Workload(
+    key="logistic-grad",
+    title="Logistic loss gradient by w",
+    expr="sum(softplus(-(y * (X @ w))))",
+    wrt="w",
+    args=("y", "X", "w"),
+    sizes=(Size("X 10000×100", {"m": 10000, "n": 100}),),
+    smoke=Size("X 40×5", {"m": 40, "n": 5}),
+    inputs=logistic_inputs,
+    careful=careful.logistic_grad,
+    loss=logistic_loss,
+)
+LOGISTIC_HESS = replace(
+    LOGISTIC_GRAD,
+    key="logistic-hess",
+    title="Logistic loss Hessian by w",
+    wrt=("w", "w"),
+    sizes=(
+        Size("X 10000×100", {"m": 10000, "n": 100}),
+        Size("X 10000×500", {"m": 10000, "n": 500}, big=True, skip={"autograd": _REVERSE_PASSES}),
+    ),
+    careful=careful.logistic_hess,
+    naive=careful.logistic_hess_general,
+    naive_label="general product `X.T @ (s[:, None] * X)`",
+)
+CONV_K = Workload(
+    key="conv-K",
+    title="Convolution loss gradient by K",
+    expr="sum((conv2d(X, K) - Y)**2)",
+    wrt="K",
+    args=("X", "K", "Y"),
+    sizes=(
+        Size("X 3×32×32, K 8×3×3×3", {"C": 3, "H": 32, "F": 8, "k": 3}),
+        Size("X 16×64×64, K 32×16×3×3", {"C": 16, "H": 64, "F": 32, "k": 3}, big=True),
+    ),
+    smoke=Size("X 2×6×6, K 3×2×3×3", {"C": 2, "H": 6, "F": 3, "k": 3}),
+    inputs=conv_inputs,
+    careful=careful.conv_grad_K,
+    loss=conv_loss,
+    shapes=conv_shapes,
+    proof={"C": 2, "H": 4, "F": 2, "k": 3},
+)
+CONV_X = replace(CONV_K, key="conv-X", title="Convolution loss gradient by X", wrt="X", careful=careful.conv_grad_X)
+LSQ_GRAD = Workload(
+    key="lsq-grad",
+    title="‖Ax − b‖² gradient by x",
+    expr="norm(A @ x - b)**2",
+    wrt="x",
+    args=("A", "x", "b"),
+    sizes=_lsq_sizes(10, 30, 100, 1000, 4000),
+    smoke=Size("n=8", {"n": 8}, small=True),
+    inputs=lsq_inputs,
+    careful=careful.lsq_grad,
+    loss=lsq_loss,
+    naive=careful.lsq_grad_naive,
+    naive_label="`2*A.T@(A@x-b)`",
+)
+LSQ_HESS = replace(
+    LSQ_GRAD,
+    key="lsq-hess",
+    title="‖Ax − b‖² Hessian by x",
+    wrt=("x", "x"),
+    sizes=_lsq_sizes(1000, 4000, hessian=True),
+    smoke=Size("n=8", {"n": 8}),
+    careful=careful.lsq_hess,
+    naive=careful.lsq_hess_naive,
+    naive_label="`2*A.T@A`",
+)
+
 WORKLOADS: tuple[Workload, ...] = (
-    Workload(
-        key="logistic-grad",
-        title="Logistic loss gradient by w",
-        expr="sum(softplus(-(y * (X @ w))))",
-        wrt="w",
-        args=("y", "X", "w"),
-        sizes=(Size("X 10000×100", {"m": 10000, "n": 100}),),
-        smoke=Size("X 40×5", {"m": 40, "n": 5}),
-        inputs=logistic_inputs,
-        careful=careful.logistic_grad,
-        loss=logistic_loss,
-    ),
-    Workload(
-        key="logistic-hess",
-        title="Logistic loss Hessian by w",
-        expr="sum(softplus(-(y * (X @ w))))",
-        wrt=("w", "w"),
-        args=("y", "X", "w"),
-        sizes=(
-            Size("X 10000×100", {"m": 10000, "n": 100}),
-            Size("X 10000×500", {"m": 10000, "n": 500}, big=True, skip={"autograd": _REVERSE_PASSES}),
-        ),
-        smoke=Size("X 40×5", {"m": 40, "n": 5}),
-        inputs=logistic_inputs,
-        careful=careful.logistic_hess,
-        loss=logistic_loss,
-        naive=careful.logistic_hess_general,
-        naive_label="general product `X.T @ (s[:, None] * X)`",
-    ),
-    Workload(
-        key="conv-K",
-        title="Convolution loss gradient by K",
-        expr="sum((conv2d(X, K) - Y)**2)",
-        wrt="K",
-        args=("X", "K", "Y"),
-        sizes=_CONV_SIZES,
-        smoke=_CONV_SMOKE,
-        inputs=conv_inputs,
-        careful=careful.conv_grad_K,
-        loss=conv_loss,
-        shapes=conv_shapes,
-        proof=_CONV_PROOF,
-    ),
-    Workload(
-        key="conv-X",
-        title="Convolution loss gradient by X",
-        expr="sum((conv2d(X, K) - Y)**2)",
-        wrt="X",
-        args=("X", "K", "Y"),
-        sizes=_CONV_SIZES,
-        smoke=_CONV_SMOKE,
-        inputs=conv_inputs,
-        careful=careful.conv_grad_X,
-        loss=conv_loss,
-        shapes=conv_shapes,
-        proof=_CONV_PROOF,
-    ),
+    LOGISTIC_GRAD,
+    LOGISTIC_HESS,
+    CONV_K,
+    CONV_X,
     Workload(
         key="cnn-K",
         title="Tiny CNN loss gradient by K",
@@ -288,8 +292,8 @@ WORKLOADS: tuple[Workload, ...] = (
         wrt="K",
         args=("y", "W", "X", "K"),
         sizes=(
-            Size("X 3×28×28, K 8×3×3×3, W 10×1352", _CNN_SMALL),
-            Size("X 3×56×56, K 16×3×3×3, W 10×11664", _CNN_LARGE, big=True),
+            Size("X 3×28×28, K 8×3×3×3, W 10×1352", {"C": 3, "H": 28, "F": 8, "k": 3, "classes": 10}),
+            Size("X 3×56×56, K 16×3×3×3, W 10×11664", {"C": 3, "H": 56, "F": 16, "k": 3, "classes": 10}, big=True),
         ),
         smoke=Size("X 2×6×6, K 3×2×3×3, W 4×12", {"C": 2, "H": 6, "F": 3, "k": 3, "classes": 4}),
         inputs=cnn_inputs,
@@ -298,34 +302,8 @@ WORKLOADS: tuple[Workload, ...] = (
         shapes=cnn_shapes,
         proof={"C": 1, "H": 3, "F": 2, "k": 2, "classes": 2},
     ),
-    Workload(
-        key="lsq-grad",
-        title="‖Ax − b‖² gradient by x",
-        expr="norm(A @ x - b)**2",
-        wrt="x",
-        args=("A", "x", "b"),
-        sizes=_lsq_sizes(10, 30, 100, 1000, 4000),
-        smoke=Size("n=8", {"n": 8}, small=True),
-        inputs=lsq_inputs,
-        careful=careful.lsq_grad,
-        loss=lsq_loss,
-        naive=careful.lsq_grad_naive,
-        naive_label="`2*A.T@(A@x-b)`",
-    ),
-    Workload(
-        key="lsq-hess",
-        title="‖Ax − b‖² Hessian by x",
-        expr="norm(A @ x - b)**2",
-        wrt=("x", "x"),
-        args=("A", "x", "b"),
-        sizes=_lsq_sizes(1000, 4000, hessian=True),
-        smoke=Size("n=8", {"n": 8}),
-        inputs=lsq_inputs,
-        careful=careful.lsq_hess,
-        loss=lsq_loss,
-        naive=careful.lsq_hess_naive,
-        naive_label="`2*A.T@A`",
-    ),
+    LSQ_GRAD,
+    LSQ_HESS,
     Workload(
         key="mlp-W1",
         title="MLP loss gradient by W1",

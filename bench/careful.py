@@ -113,10 +113,11 @@ def conv_grad_K(X: np.ndarray, K: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def conv_grad_X(X: np.ndarray, K: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """col2im(2 Kᵀ R): one GEMM for the window gradients, then kh·kw strided adds."""
+    """col2im(2 Kᵀ R): one GEMM for the window gradients, written into the window matrix's buffer (a fresh
+    array that size costs page faults), then kh·kw strided adds."""
     F, _, kh, kw = K.shape
-    _, R = _conv_residual(X, K, Y)
-    G = col2im(K.reshape(F, -1).T @ R, X.shape, kh, kw)
+    cols, R = _conv_residual(X, K, Y)
+    G = col2im(np.matmul(K.reshape(F, -1).T, R, out=cols), X.shape, kh, kw)
     G *= 2
     return G
 

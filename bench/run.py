@@ -54,7 +54,7 @@ class Config:
 MODES = {
     "full": Config(
         "full",
-        Budget(max_rounds=31, min_rounds=7, case_seconds=30.0, sample=0.01, variant_seconds=30.0),
+        Budget(max_rounds=41, min_rounds=7, case_seconds=30.0, sample=0.005, variant_seconds=30.0),
         lambda w: w.sizes,
         True,
         (2, 4, 8, 16, 32, 64),

@@ -131,12 +131,23 @@ def calibrate(fn: Callable[[], Any], target: float) -> tuple[float, int]:
     return t, max(1, min(10_000, math.ceil(target / max(t, 1e-9))))
 
 
+def _round_order(variants: Sequence[Variant], rng: np.random.Generator) -> list[Variant]:
+    """A fresh random order in which derive and careful numpy of the same BLAS threads run back to back (in random
+    order), so the ratio the targets read is taken between neighbouring samples."""
+    units: dict[str, list[Variant]] = {}
+    for v in variants:
+        units.setdefault(v.threads if v.name in (DERIVE, CAREFUL) else v.label, []).append(v)
+    groups = list(units.values())
+    return [groups[i][j] for i in rng.permutation(len(groups)) for j in rng.permutation(len(groups[i]))]
+
+
 def measure(
     variants: Sequence[Variant], reference: str, budget: Budget, seed: int = 0, log: TextIO = sys.stderr
 ) -> Case:
     """Warm every variant up (jax compiles there) and check it against ``reference``'s result; measure the peak
-    memory of those that ask for it; then time the agreeing ones interleaved. A variant that disagrees is not
-    timed. A sample of a call under 50 ms is preceded by one untimed call, so every variant is timed warm."""
+    memory of those that ask for it; then time the agreeing ones interleaved, in rounds (see ``_round_order``).
+    A variant that disagrees is not timed. A sample of a call under 50 ms is preceded by one untimed call, so
+    every variant is timed warm."""
     results, estimate, calls, peak = {}, {}, {}, {}
     for v in variants:
         with v.context():
@@ -165,8 +176,7 @@ def measure(
     times = {v.label: np.full(rounds, math.nan) for v in timed}
     rng = np.random.default_rng(seed)
     for r in range(rounds):
-        for i in rng.permutation(len(timed)):
-            v = timed[i]
+        for v in _round_order(timed, rng):
             if r < allowed[v.label]:
                 with v.context():
                     if warm[v.label]:

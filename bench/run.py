@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -26,7 +27,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bandwidth, derivation, machine, report, targets
+from bench import bandwidth, derivation, machine, profile, report, targets
 from bench.report import Result, table
 from bench.timing import Budget, measure
 from bench.variants import DEFAULT, Deriver, load_peers, one_blas_thread, variants
@@ -114,7 +115,10 @@ def measure_workload(w: Workload, cfg: Config, deriver: Deriver, peers, seed: in
         inputs = w.inputs(size.dims, np.random.default_rng(seed + i))
         gen = deriver.at(w, size.dims)
         vs = variants(w, inputs, gen, peers, size.skip)
-        out.append(Result(w, size, measure(vs, report.reference(DEFAULT), cfg.budget, seed + i), gen))
+        case = measure(vs, report.reference(DEFAULT), cfg.budget, seed + i)
+        with (one_blas_thread() or nullcontext)():
+            where = profile.summary(profile.profile(gen.source, f"{w.kind}_f", vars(gen.module), inputs))
+        out.append(Result(w, size, case, gen, where))
     return out
 
 

@@ -47,6 +47,7 @@ class Generated:
     """derive's module for one workload at one size, and how it was obtained."""
 
     module: Any
+    source: str
     body: str  # the derivative function's body as one line: the code measured
     proof: str  # the proof's status and sizes
 
@@ -111,7 +112,7 @@ class Deriver:
             if _sizes_aside(timed) != _sizes_aside(src):
                 raise RuntimeError(f"{w.key}: the module at {dict(dims)} does not read as the proven one")
             src = timed
-        return Generated(load(src), _derivative_body(src, w.kind), proof)
+        return Generated(load(src), src, _derivative_body(src, w.kind), proof)
 
 
 # ----- the peers -----

@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench/ is not part of the installed package
 
+from bench import profile, targets  # noqa: E402
 from bench import run as bench_run  # noqa: E402
-from bench import targets  # noqa: E402
 from bench.variants import AUTOGRAD, CAREFUL, DERIVE, JAX, NAIVE, ONE, numpy_ops  # noqa: E402
 from bench.workloads import WORKLOADS, Workload  # noqa: E402
 
@@ -109,3 +109,12 @@ def test_careful_reference_matches_central_differences(w: Workload) -> None:
     assert np.allclose(w.careful(*args), want, rtol=1e-5, atol=1e-6)
     if w.naive is not None:
         assert np.allclose(w.naive(*args), want, rtol=1e-5, atol=1e-6)
+
+
+def test_profile_times_each_operation_of_a_function_alone() -> None:
+    src = 'def g(A, x):\n    """doc"""\n    t1 = A @ x\n    return 2 * (A.T @ np.tanh(t1))\n'
+    A, x = np.ones((3, 3)), np.ones(3)
+    steps = profile.profile(src, "g", {"np": np}, {"A": A, "x": x})
+    assert [s.text for s in steps] == ["A @ x", "np.tanh(t1)", "A.T @ np.tanh(…)", "2 * …"]
+    assert all(s.seconds > 0 for s in steps)
+    assert "`A @ x`" in profile.summary(steps, share=0.0)

@@ -77,7 +77,7 @@ def article_table(rounds: int) -> list[str]:
             status[name] = d.proof.status
     rows = [[n, fmt_time(float(np.median(times[n]))), fmt_time(float(np.median(proofs[n]))), status[n]] for n in names]
     return [
-        "### The article's three expressions: `derive()` with proof and numeric check",
+        "#### The article's three expressions: `derive()` with proof and numeric check",
         "",
         table(["call", "median time", "of which `proof.seconds`", "proof"], rows),
         "",
@@ -128,7 +128,7 @@ def scaling_table(s: Scaling) -> list[str]:
         )
     header = ["n", "derive() total", "of which `proof.seconds`", "plain SymPy", "SymPy ÷ derive", "issue's quote"]
     out = [
-        "### ‖Ax − b‖² by x proven element-wise at n×n",
+        "#### ‖Ax − b‖² by x proven element-wise at n×n",
         "",
         f'`derive("{LSQ}", "x", shapes={{"A": (n, n)}}, numeric=False)` against plain SymPy (`expand` of the '
         "written-out gradient minus 2Aᵀ(Ax − b), entry by entry). Median (rounds, outcome).",

@@ -57,6 +57,22 @@ class _Flatten(ast.NodeTransformer):
         node.operand = self.hoist(node.operand)
         return node
 
+    def visit_Compare(self, node: ast.Compare) -> ast.Compare:
+        node.left, node.comparators = self.hoist(node.left), [self.hoist(c) for c in node.comparators]
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.Attribute:  # np.linalg.inv(X).T
+        node.value = self.hoist(node.value)
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.Subscript:  # f(z)[:, None]
+        node.value = self.hoist(node.value)
+        return node
+
+    def visit_Tuple(self, node: ast.Tuple) -> ast.Tuple:
+        node.elts = [self.hoist(e) for e in node.elts]
+        return node
+
 
 class _Elide(ast.NodeTransformer):
     """An operation's text with its operand operations replaced by … (a call by f(…)): each step's own work."""

@@ -143,7 +143,7 @@ def detail(w: Workload, results: Sequence[Result], careful_doc: str) -> list[str
     )
     body = results[0].generated.body
     return [
-        f"### {w.title}: `{w.expr}`",
+        f"#### {w.title}: `{w.expr}`",
         "",
         table(["variant", *[r.size.label for r in results]], rows),
         "",

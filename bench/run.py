@@ -122,7 +122,8 @@ def measure_workload(w: Workload, cfg: Config, deriver: Deriver, peers, seed: in
     return out
 
 
-def workload_lines(cfg: Config, run: Run, keys: Sequence[str], peers, seed: int) -> list[str]:
+def workload_lines(cfg: Config, run: Run, keys: Sequence[str], peers, seed: int) -> tuple[list[str], list[str]]:
+    """(the summary table with its notes, each workload's detail)."""
     deriver = Deriver(prove=cfg.prove)
     by = {}
     for k in keys:
@@ -145,15 +146,16 @@ def workload_lines(cfg: Config, run: Run, keys: Sequence[str], peers, seed: int)
         lines.append(f"Sizes left out in --{cfg.mode}: {', '.join(left_out)}.")
     if one_blas_thread() is None:
         lines.append("threadpoolctl is not installed: no 1-thread rows (pip install -e '.[bench]').")
-    lines += ["", "### Each workload", ""]
+    lines.append("")
+    details = ["### Each workload", ""]
     for k in keys:
         w = BY_KEY[k]
         doc = f"`bench.careful.{w.careful.__name__}`: {(w.careful.__doc__ or '').strip().splitlines()[0]}"
-        lines += report.detail(w, by[k], doc)
+        details += report.detail(w, by[k], doc)
         skipped = [f"{n} at {s.label}: {why}" for s in cfg.sizes(w) for n, why in s.skip.items()]
         if skipped:
-            lines[-1:-1] = [f"- {line}" for line in skipped]
-    return lines
+            details[-1:-1] = [f"- {line}" for line in skipped]
+    return lines, details
 
 
 def derivation_lines(cfg: Config) -> tuple[list[str], dict[int, float]]:
@@ -184,9 +186,10 @@ def run(
     if peers.notes:
         emit(*[f"- {note}" for note in peers.notes], "")
     print(f"benchmark ({cfg.mode})", file=sys.stderr, flush=True)
+    summary: list[str] = []
     body: list[str] = []
     if keys:
-        body += workload_lines(cfg, r, keys, peers, seed)
+        summary, body = workload_lines(cfg, r, keys, peers, seed)
     proof_seconds: dict[int, float] = {}
     if "derivation" in sections:
         more, proof_seconds = derivation_lines(cfg)
@@ -197,6 +200,7 @@ def run(
     agree = sum(len(x.case.agrees) for x in r.results)
     bad = r.disagreements
     emit(
+        *summary,
         "### Targets (checked in this run)",
         "",
         "Issue 15's targets hold in both BLAS thread settings; the earlier ‖Ax − b‖² targets on default threads.",

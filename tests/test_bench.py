@@ -118,3 +118,6 @@ def test_profile_times_each_operation_of_a_function_alone() -> None:
     assert [s.text for s in steps] == ["A @ x", "np.tanh(t1)", "A.T @ np.tanh(…)", "2 * …"]
     assert all(s.seconds > 0 for s in steps)
     assert "`A @ x`" in profile.summary(steps, share=0.0)
+    src = "def h(X):\n    return np.linalg.inv(X).T, np.tanh(X)[:, 0]\n"
+    texts = [s.text for s in profile.profile(src, "h", {"np": np}, {"X": np.eye(2)})]
+    assert texts == ["np.linalg.inv(X)", "np.tanh(X)"]

@@ -1,7 +1,7 @@
 """Benchmarks of derive's generated numpy code against careful hand-written numpy, jax.jit and autograd, with the
 project's targets checked in the same run; the cost of deriving; the memory-bandwidth floor.
 
-    env -u OPENBLAS_CORETYPE python bench/run.py                # the full run (10-15 minutes on 2 cores)
+    env -u OPENBLAS_CORETYPE python bench/run.py                # the full run (about 16 minutes on 2 cores)
     python bench/run.py --quick                                 # the smaller sizes, fewer rounds
     python bench/run.py --smoke                                 # tiny sizes, one round: code paths, not speed
     python bench/run.py --sections logistic-hess,conv-K         # some workloads (or: workloads, derivation, bandwidth)
@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 from bench import bandwidth, derivation, machine, profile, report, targets
 from bench.report import Result, table
 from bench.timing import Budget, measure
-from bench.variants import DEFAULT, Deriver, load_peers, one_blas_thread, variants
+from bench.variants import DEFAULT, Deriver, Peers, load_peers, one_blas_thread, variants
 from bench.workloads import BY_KEY, WORKLOADS, Size, Workload
 
 SECTIONS = ("workloads", "derivation", "bandwidth")
@@ -54,37 +54,37 @@ class Config:
 
 MODES = {
     "full": Config(
-        "full",
-        Budget(max_rounds=41, min_rounds=7, case_seconds=30.0, sample=0.005, variant_seconds=30.0),
-        lambda w: w.sizes,
-        True,
-        (2, 4, 8, 16, 32, 64),
-        (8, 16, 32, 64),
-        lambda n: 3 if n >= 32 else 5,
-        9,
-        (256, 9),
+        mode="full",
+        budget=Budget(max_rounds=41, min_rounds=7, case_seconds=30.0, sample=0.005, variant_seconds=30.0),
+        sizes=lambda w: w.sizes,
+        prove=True,
+        elementwise=(2, 4, 8, 16, 32, 64),
+        sympy=(8, 16, 32, 64),
+        proof_rounds=lambda n: 3 if n >= 32 else 5,
+        article_rounds=9,
+        bandwidth=(256, 9),
     ),
     "quick": Config(
-        "quick",
-        Budget(max_rounds=11, min_rounds=3, case_seconds=6.0, sample=0.005, variant_seconds=8.0),
-        lambda w: tuple(s for s in w.sizes if not s.big),
-        True,
-        (2, 4, 8, 16, 32),
-        (8, 16),
-        lambda n: 1 if n >= 32 else 3,
-        5,
-        (256, 5),
+        mode="quick",
+        budget=Budget(max_rounds=11, min_rounds=3, case_seconds=6.0, sample=0.005, variant_seconds=8.0),
+        sizes=lambda w: tuple(s for s in w.sizes if not s.big),
+        prove=True,
+        elementwise=(2, 4, 8, 16, 32),
+        sympy=(8, 16),
+        proof_rounds=lambda n: 1 if n >= 32 else 3,
+        article_rounds=5,
+        bandwidth=(256, 5),
     ),
     "smoke": Config(
-        "smoke",
-        Budget(max_rounds=1, min_rounds=1, case_seconds=0.0, sample=0.0005, variant_seconds=1.0),
-        lambda w: (w.smoke,),
-        False,
-        (2, 4),
-        (2,),
-        lambda n: 1,
-        1,
-        (8, 1),
+        mode="smoke",
+        budget=Budget(max_rounds=1, min_rounds=1, case_seconds=0.0, sample=0.0005, variant_seconds=1.0),
+        sizes=lambda w: (w.smoke,),
+        prove=False,
+        elementwise=(2, 4),
+        sympy=(2,),
+        proof_rounds=lambda n: 1,
+        article_rounds=1,
+        bandwidth=(8, 1),
     ),
 }
 
@@ -108,7 +108,8 @@ class Run:
         ]
 
 
-def measure_workload(w: Workload, cfg: Config, deriver: Deriver, peers, seed: int) -> list[Result]:
+def measure_workload(w: Workload, cfg: Config, deriver: Deriver, peers: Peers, seed: int) -> list[Result]:
+    """Each of the mode's sizes of ``w``: its variants timed side by side, and where derive's time goes."""
     out = []
     for i, size in enumerate(cfg.sizes(w)):
         print(f"  {w.key} at {size.label}", file=sys.stderr, flush=True)
@@ -122,7 +123,7 @@ def measure_workload(w: Workload, cfg: Config, deriver: Deriver, peers, seed: in
     return out
 
 
-def workload_lines(cfg: Config, run: Run, keys: Sequence[str], peers, seed: int) -> tuple[list[str], list[str]]:
+def workload_lines(cfg: Config, run: Run, keys: Sequence[str], peers: Peers, seed: int) -> tuple[list[str], list[str]]:
     """(the summary table with its notes, each workload's detail)."""
     deriver = Deriver(prove=cfg.prove)
     by = {}

@@ -14,9 +14,30 @@ from sympy.core.cache import clear_cache
 
 from bench.report import fmt_ratio, fmt_time, table
 from derive import derive
+from derive.prove import shapes_text
 
 LSQ = "norm(A @ x - b)**2"
 ARTICLE = ((LSQ, "x"), ("W @ x + b", "W"), ("sigmoid(W @ x + b)", "W"))
+CNN = "-(y @ log(softmax(W @ flatten(maxpool(relu(conv2d(X, K)), 2)))))"
+#: the derivations the proof-speed issue measured, with the time it quoted for each (seconds; None: unfinished)
+ONCE_SLOW = (
+    ("a @ inv(X) @ b", "X", {"X": (3, 3)}, 12.0),
+    ("inv(X)", "X", {"X": (3, 3)}, 6.6),
+    ("trace(inv(X) @ A)", "X", {"X": (3, 3)}, 13.0),
+    ("inv(X) @ b", "X", {"X": (3, 3)}, 9.0),
+    ("(A @ x - b) / norm(A @ x - b)", "x", {"A": (4, 3)}, 40.0),
+    ("-(y @ log(softmax(W @ x)))", "W", None, 4.8),
+    (CNN, "K", {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}, 22.0),
+    (CNN, "W", {"X": (2, 5, 5), "K": (3, 2, 2, 2), "W": (4, 12)}, None),
+)
+#: derive() with real, declared sizes: the proof at small sizes, the numeric check at (or near) these
+DECLARED = (
+    ("sum(softplus(-(y * (X @ w))))", "w", {"X": (10000, 100)}),
+    ("sum(softplus(-(y * (X @ w))))", ("w", "w"), {"X": (10000, 100)}),
+    ("norm(X @ w - y)**2", "w", {"X": (10000, 1000)}),
+    ("-sum(Y * log(softmax(X @ W, axis=1)))", "W", {"X": (10000, 100), "W": (100, 10)}),
+    ("mean((X @ w - y)**2)", "w", {"X": (10000, 1000)}),
+)
 ISSUE_SYMPY_SECONDS = {8: 0.12, 16: 1.0, 32: 7.6, 64: 60.0}  # plain SymPy, as quoted in the proof-speed issue
 
 
@@ -86,6 +107,55 @@ def article_table(rounds: int) -> list[str]:
     ]
 
 
+def _cpu_call(fn: Callable[[], object]) -> tuple[float, object]:
+    """CPU seconds of one cold call (this process, every thread): steady on a busy machine."""
+    clear_cache()
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def once_slow_table(rounds: int) -> list[str]:
+    """The derivations the proof-speed issue found slow, before (as it quoted them) and now."""
+    rows = []
+    for e, w, shapes, before in ONCE_SLOW:
+        runs = [_cpu_call(lambda e=e, w=w, shapes=shapes: derive(e, w, shapes)) for _ in range(rounds)]
+        d = runs[-1][1]
+        exact = "exact" if d.proof.exact else f"probability ≥ 1 − 2^-{d.proof.bits}"
+        shown = ", ".join(f"{n} {'×'.join(map(str, s))}" for n, s in (shapes or {}).items()) or "inferred"
+        rows.append([f"`{e}` by {w}", shown, "not finished after 15 min" if before is None else f"{before:g} s",
+                     fmt_time(float(np.median([t for t, _ in runs]))), f"{d.proof.status} ({exact})",
+                     shapes_text(d.proof.shapes)])  # fmt: skip
+    return [
+        "#### The once-slow derivations: `derive()` whole (proof and numeric check), CPU time",
+        "",
+        table(["derivation", "declared shapes", "before (as quoted)", "now", "proof", "proven at"], rows),
+        "",
+        f"Median of {rounds} cold call{'s' * (rounds != 1)}, CPU seconds of this process.",
+        "",
+    ]
+
+
+def declared_table(rounds: int) -> list[str]:
+    """derive() with real sizes declared: the proof at small sizes, the numeric check at the declared ones."""
+    rows = []
+    for e, w, shapes in DECLARED:
+        runs = [_cpu_call(lambda e=e, w=w, shapes=shapes: derive(e, w, shapes)) for _ in range(rounds)]
+        d = runs[-1][1]
+        shown = ", ".join(f"{n} {'×'.join(map(str, s))}" for n, s in shapes.items())
+        by = " and ".join(w) if isinstance(w, tuple) else w
+        near = "" if d.numeric.declared else " (near the declared)"
+        proof = f"{d.proof.status} at {shapes_text(d.proof.shapes)}"
+        rows.append([f"`{e}` by {by}", shown, fmt_time(float(np.median([t for t, _ in runs]))), proof,
+                     shapes_text(d.numeric.shapes) + near])  # fmt: skip
+    return [
+        "#### Real sizes declared",
+        "",
+        table(["derivation", "declared", "derive() CPU time", "proof", "numeric check at"], rows),
+        "",
+    ]
+
+
 def scaling(sizes: Sequence[int], sympy_sizes: Sequence[int], rounds: Callable[[int], int]) -> Scaling:
     """derive() and plain SymPy proving ‖Ax − b‖² at n×n, alternating which goes first."""
     s = Scaling()
@@ -97,7 +167,7 @@ def scaling(sizes: Sequence[int], sympy_sizes: Sequence[int], rounds: Callable[[
                 if job == "sympy" and n >= 64 and r > 0:
                     continue  # a minute a call
                 if job == "derive":
-                    t, d = _cold(lambda n=n: derive(LSQ, "x", shapes={"A": (n, n)}, numeric=False))
+                    t, d = _cold(lambda n=n: derive(LSQ, "x", proof_sizes={"m": n, "n": n}, numeric=False))
                     s.derive.setdefault(n, []).append(t)
                     s.proof.setdefault(n, []).append(d.proof.seconds)
                     s.status[n] = d.proof.status
@@ -130,8 +200,8 @@ def scaling_table(s: Scaling) -> list[str]:
     out = [
         "#### ‖Ax − b‖² by x proven element-wise at n×n",
         "",
-        f'`derive("{LSQ}", "x", shapes={{"A": (n, n)}}, numeric=False)` against plain SymPy (`expand` of the '
-        "written-out gradient minus 2Aᵀ(Ax − b), entry by entry). Median (rounds, outcome).",
+        f'`derive("{LSQ}", "x", proof_sizes={{"m": n, "n": n}}, numeric=False)` against plain SymPy (`expand` of '
+        "the written-out gradient minus 2Aᵀ(Ax − b), entry by entry). Median (rounds, outcome).",
         "",
         table(header, rows),
         "",

@@ -161,7 +161,9 @@ def workload_lines(cfg: Config, run: Run, keys: Sequence[str], peers: Peers, see
 
 def derivation_lines(cfg: Config) -> tuple[list[str], dict[int, float]]:
     print("  derivation cost", file=sys.stderr, flush=True)
-    lines = ["### Derivation cost", "", *derivation.article_table(cfg.article_rounds)]
+    lines = ["### Derivation cost", "", *derivation.article_table(cfg.article_rounds),
+             *derivation.once_slow_table(max(1, cfg.article_rounds // 3)),
+             *derivation.declared_table(max(1, cfg.article_rounds // 3))]  # fmt: skip
     s = derivation.scaling(cfg.elementwise, cfg.sympy, cfg.proof_rounds)
     return lines + derivation.scaling_table(s), {n: s.median(n) for n in s.derive}
 

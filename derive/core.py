@@ -382,7 +382,9 @@ def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layo
     first = concrete(problem.shapes[names[0]], sizes)
     last = concrete(problem.shapes[names[-1]], sizes)
     out = first if kind is Kind.HESSIAN else concrete(problem.expr.shape, sizes)
-    sides = Sides(problem.expr, display, names, problem.shapes, sizes, problem.structure,
+    # the element-wise side writes the expression out with its fused parts (||r||^2 as r . r, log det as logdet):
+    # each fused op's entries are its plain definition, and a square root is not taken only to be squared
+    sides = Sides(normalize(problem.expr), display, names, problem.shapes, sizes, problem.structure,
                   lambda m: as_tensor(m, kind, layout, out, last))  # fmt: skip
     proof = prove(sides, ents, ctx.budget)
     for v, kind in problem.structure.items():

@@ -30,7 +30,7 @@ import numpy as np
 import sympy as sp
 
 from .context import Budget, OutOfTime
-from .domains import DomainError, ExactDomain, Fp, ModularDomain, P, TooBig, exact_backend
+from .domains import DomainError, ExactDomain, Fp, ModularDomain, P, TooBig
 from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded, sympy_jacobian
 from .ir import Node
 
@@ -142,13 +142,14 @@ def _modular_round(s: Sides, ents: Entries, seed: int) -> tuple[list[tuple[int, 
     return bad, math.ceil(bits - math.log2(P)), dom
 
 
-def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> list[tuple[int, ...]]:
-    """Indices whose difference is not zero as a rational function (exact)."""
+def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> tuple[list[tuple[int, ...]], str]:
+    """(indices whose difference is not zero as a rational function, the library that did the algebra)."""
     labels = _labels(ents)
     dom = ExactDomain(labels, atoms, budget)
     values = ents.fill(dom.variable, dom.const(0))
     want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0))
-    return [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+    wrong = [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+    return wrong, dom.ring.name
 
 
 def _confirm(s: Sides, bad: Sequence[tuple[int, ...]], seed: int) -> tuple[list[Mismatch], bool]:
@@ -218,14 +219,13 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         " (Schwartz-Zippel)"
     )
     try:
-        wrong = _exact(s, ents, dom.atoms + 8, budget)
+        wrong, backend = _exact(s, ents, dom.atoms + 8, budget)
     except OutOfTime:
         return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
                     bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
         return done("proven", modular + f"; the exact check stopped: {e}", bits=-bits)
     if not wrong:
-        backend = "python-flint" if exact_backend() == "flint" else "SymPy's polynomials"
         return done("proven", "the matrix form equals the element-wise derivative (the scalar chain rule entry by"
                     f" entry), exactly: equal as rational functions ({backend})", exact=True)  # fmt: skip
     return done("proven", modular + "; exactly, some entries need an identity between exp, log or root terms",

@@ -7,7 +7,8 @@
 
 from .check import Check, check
 from .context import Limits, Progress
-from .core import Derivation, derive
+from .core import derive
+from .derivation import Derivation
 from .errors import DeriveError
 from .gradcheck import check_grad
 

@@ -1,6 +1,6 @@
 """The derivation as a person writes it up: sections of text and equations.
 
-:func:`sections` turns a :class:`~derive.core.Derivation` into a list of
+:func:`sections` turns a :class:`~derive.derivation.Derivation` into a list of
 sections (a title, sentences, LaTeX equation lines), the way the article
 presents its examples: the problem and its shapes, the element-wise
 expansion at a small size, the partial derivatives and the assembled
@@ -25,7 +25,7 @@ from . import explicit
 from . import sizes as sizing
 from .calculus import gradient, jacobian, normalize
 from .codegen import pretty_dim, shared
-from .core import Derivation
+from .derivation import Derivation
 from .errors import DeriveError
 from .ir import Node, Shape, depends, topo
 from .layout import Kind, Layout, arrange

@@ -188,12 +188,14 @@ def fits(eq: Eq, rows_at_most: int = 1, room: float = ROOM) -> bool:
 # ----- names and notation -----
 
 POOL = ("u", "v", "h", "z", "s", "r", "q", "g", "p", "t", "c", "a", "o", "w", "y", "l", "b")
-RESERVED = frozenset({"e", "d", "i", "j", "f", "I", "K", "H", "T", "O", "x"})  # Euler's e, indices, F, I, K, H, ᵀ
+RESERVED = frozenset({"e", "d", "i", "j", "I", "K", "H", "T", "O"})  # Euler's e, indices, I, K, H, ᵀ
+IDENTITY_LETTERS = ("a", "b", "p", "q", "c", "r", "s", "t")  # for a general identity, vec(A dX B), in that order
+VALUE_LETTERS = ("f", "g", "l", "e")  # the value's name: F (bold f for a vector), unless a variable is called so
 
 
 class Symbols:
-    """Letters for named intermediate results: one per quantity, the same in every section,
-    never a letter of a variable (in either case), of a dimension, or a reserved one."""
+    """Letters for the value (F) and the named intermediate results: one per quantity, the same
+    in every section, never a letter of a variable (in either case), of a dimension, or a reserved one."""
 
     def __init__(self, d: Derivation) -> None:
         taken = set(RESERVED)
@@ -202,7 +204,9 @@ class Symbols:
             taken |= {base, base.lower(), base.upper()}
         for s in sizing.symbols_of(d.shapes):
             taken |= {str(s), str(s).lower(), str(s).upper()}
-        self.pool = [c for c in POOL if c not in taken]
+        value = next(c for c in VALUE_LETTERS if c not in taken)
+        self.value = f"\\mathbf{{{value}}}" if d.problem.expr.ndim == 1 else value.upper()  # F, or bold f
+        self.pool = [c for c in POOL if c not in taken and c != value]
         self.of: dict[Node, str] = {}
 
     def ident(self, n: Node) -> str:
@@ -213,6 +217,15 @@ class Symbols:
             self.of[n] = self.pool[k] if k < len(self.pool) else f"{base}{k - len(self.pool) + 2}"
         letter = self.of[n]
         return letter.upper() if n.ndim >= 2 else letter
+
+    def spare(self, k: int) -> list[str]:
+        """``k`` capitals no variable, dimension or named result uses, for a general identity (vec(A dX B))."""
+        used = {self.ident(n).lower() for n in self.of}
+        free = [c for c in self.pool if c not in used]
+        prefer = [c for c in IDENTITY_LETTERS if c in free] + [c for c in free if c not in IDENTITY_LETTERS]
+        picked = (prefer + ["p", "q"])[:k]
+        self.pool = [c for c in self.pool if c not in picked]
+        return [c.upper() for c in picked]
 
     def var(self, n: Node) -> Node:
         return var(self.ident(n), n.shape)
@@ -226,10 +239,6 @@ class Symbols:
         if not idx:
             return self.latex(n)
         return _entry_latex(letter, letter, tuple(i + 1 for i in idx))
-
-    def names(self) -> set[str]:
-        """Every identifier given so far."""
-        return {self.ident(n) for n in self.of}
 
 
 class Notation:
@@ -256,9 +265,6 @@ class Notation:
         if not found:
             return ""
         return "Notation: " + _join(found) + "."
-
-    def defined(self, mark: str) -> bool:
-        return mark in self.done
 
 
 def _join(parts: Sequence[str]) -> str:
@@ -334,7 +340,7 @@ class _Doc:
         self.p = LatexPrinter(transpose=transpose)
         self.symbols = Symbols(d)
         self.notation = Notation(self.p, _ops(d))
-        self.f = _value_name(d, self.symbols)
+        self.f = self.symbols.value
 
     def section(self, title: str) -> Section:
         return Section(title, notation=self.notation)
@@ -346,14 +352,6 @@ class _Doc:
 
     def printer(self, names: Mapping[Node, str] | None = None) -> LatexPrinter:
         return LatexPrinter(names=names, transpose=self.p.transpose)
-
-
-def _value_name(d: Derivation, symbols: Symbols) -> str:
-    """F for a scalar or matrix value, bold f for a vector; another letter if a variable has that one."""
-    taken = {n.partition("_")[0].rstrip("0123456789").lower() for n in d.shapes}
-    letter = next(c for c in ("f", "g", "l", "e") if c not in taken)
-    symbols.pool = [c for c in symbols.pool if c != letter]
-    return f"\\mathbf{{{letter}}}" if d.problem.expr.ndim == 1 else letter.upper()
 
 
 def _entry_letter(f: str) -> str:
@@ -370,7 +368,8 @@ def sections(d: Derivation, sizes: Mapping[str, int] | None = None, transpose: s
     chain = _chain(doc)
     if chain is not None:
         out.append(chain)
-    p = _matrix_form(doc, out)
+    form, p = _matrix_form(doc)
+    out.append(form)
     if d.kind == Kind.GRADIENT and d.display is not None:
         out.append(_update(doc, p))
     out.append(_proof(d, doc))
@@ -495,7 +494,12 @@ def _entry_of(doc: _Doc, i: int) -> str:
 # ----- element by element -----
 
 
-def _expanded(d: Derivation, sizes: dict, symbols: Symbols) -> _Entries:
+def expansion(d: Derivation, sizes: Mapping[str, int] | None = None) -> Expansion:
+    """The element-wise steps of ``d``'s write-up: entries at small sizes, named results, partials."""
+    return _expanded(d, _writeup_sizes(d, sizes), Symbols(d))
+
+
+def _expanded(d: Derivation, sizes: dict, symbols: Symbols) -> Expansion:
     """The element-wise steps with as few names as keep the partial derivatives short.
 
     Each threshold of ``NAME_AT`` in turn (fewer names first): the first whose partial
@@ -505,7 +509,7 @@ def _expanded(d: Derivation, sizes: dict, symbols: Symbols) -> _Entries:
     tried = []
     for limit in NAME_AT:
         before = dict(symbols.of)
-        ent = _Entries(d, sizes, symbols, limit)
+        ent = Expansion(d, sizes, symbols, limit)
         need = _rows_needed(ent)
         tried.append((need, len(tried), ent, dict(symbols.of)))
         if need <= PARTIAL_ROWS:
@@ -518,7 +522,7 @@ def _expanded(d: Derivation, sizes: dict, symbols: Symbols) -> _Entries:
     return ent
 
 
-def _rows_needed(ent: _Entries) -> float:
+def _rows_needed(ent: Expansion) -> float:
     """The most rows any partial derivative takes (infinite if one does not fit at all)."""
     most = 1
     for v in ent.full.ravel():
@@ -531,8 +535,13 @@ def _rows_needed(ent: _Entries) -> float:
     return most
 
 
-class _Entries:
-    """Element-wise LaTeX at concrete sizes, with the article's entry names."""
+class Expansion:
+    """The entries at concrete sizes, with the article's entry names (and their LaTeX).
+
+    ``steps`` holds each named intermediate result (node, its entries, their symbols) in the
+    order they are defined; ``value`` the value's entries and ``full`` every partial
+    derivative, both in terms of those names; :meth:`written_out` puts the names back.
+    """
 
     def __init__(self, d: Derivation, sizes: dict, symbols: Symbols, name_at: float = 13.0) -> None:
         self.d = d
@@ -595,6 +604,13 @@ class _Entries:
         if a.ndim == 0:
             return self.latex(a[()])
         return bmatrix([[self.latex(v) for v in row] for row in _rows_of(a)])
+
+    def written_out(self, e: object) -> sp.Expr:
+        """``e`` with every named result replaced by its definition, down to the variables' entries."""
+        e = sp.S(e)
+        for _, arr, syms in reversed(self.steps):
+            e = e.xreplace({s: v for s, v in zip(syms.ravel(), arr.ravel(), strict=True)})
+        return e
 
     @cached_property
     def full(self) -> np.ndarray:
@@ -694,7 +710,7 @@ def _base(lhs: str) -> str:
     return f"\\left({lhs}\\right)" if "_" in lhs else lhs
 
 
-def _value_eqs(lhs: str, letter: str, a: object, ent: _Entries) -> list[Eq]:
+def _value_eqs(lhs: str, letter: str, a: object, ent: Expansion) -> list[Eq]:
     """A value shown as one matrix if it fits on a row, else entry by entry (f_{1} = ..., ...)."""
     a = np.asarray(a, dtype=object)
     if a.ndim == 0:
@@ -722,7 +738,7 @@ def name_letter(doc: _Doc, n: Node) -> str:
     return doc.symbols.ident(n).lower()
 
 
-def _expansion(doc: _Doc, ent: _Entries) -> Section:
+def _expansion(doc: _Doc, ent: Expansion) -> Section:
     d, p = doc.d, doc.p
     s = doc.section("Element by element")
     sizes = ", ".join(f"${sp.latex(k)} = {v}$" for k, v in sorted(ent.sizes.items(), key=lambda kv: str(kv[0])))
@@ -757,7 +773,7 @@ def _expansion(doc: _Doc, ent: _Entries) -> Section:
 # ----- partial derivatives -----
 
 
-def _partials(doc: _Doc, ent: _Entries) -> Section:
+def _partials(doc: _Doc, ent: Expansion) -> Section:
     d = doc.d
     s = doc.section("Partial derivatives")
     full = ent.full
@@ -910,14 +926,13 @@ NAMED_OPS = frozenset({"fn", "softmax", "logsoftmax", "conv2d", "maxpool", "flat
 BIG_OPS = frozenset({"softmax", "logsoftmax", "maxpool", "flatten", "fn"})  # named in a long form even when used once
 
 
-def _matrix_form(doc: _Doc, before: list[Section]) -> LatexPrinter:
-    """The matrix form in both layouts; returns the printer with the names it gave (for the update step)."""
+def _matrix_form(doc: _Doc) -> tuple[Section, LatexPrinter]:
+    """The matrix form in both layouts, and the printer with the names it gave (for the update step)."""
     d = doc.d
     s = doc.section("Matrix form")
-    before.append(s)
     if d.display is None:
         s.say(f"No rule gives a matrix form here ({d.note}); the element-wise form above is the answer.")
-        return doc.p
+        return s, doc.p
     var_shape = d.shapes[d.wrt[0]]
     num = arrange(d.form, d.kind, Layout.NUMERATOR, var_shape)
     den = arrange(d.form, d.kind, Layout.DENOMINATOR, var_shape)
@@ -938,11 +953,11 @@ def _matrix_form(doc: _Doc, before: list[Section]) -> LatexPrinter:
         s.say("Recognise the matrix form:")
         s.show(Eq(lhs, p.doprint(num)))
     else:
-        s.say(f"Recognise the matrix form. In numerator layout, one row per entry of the output{_vec_note(d)}:")
+        s.say(f"Recognise the matrix form. In numerator layout, one row per entry of the output{_vec_note(doc)}:")
         s.show(Eq(lhs, p.doprint(num)))
         s.say("In denominator layout, one row per entry of the variable, it is the transpose:")
         s.show(Eq(f"\\left({lhs}\\right)^{{\\top}}", p.doprint(den)))
-    return p
+    return s, p
 
 
 def _named(doc: _Doc, *roots: Node) -> LatexPrinter:
@@ -953,7 +968,7 @@ def _named(doc: _Doc, *roots: Node) -> LatexPrinter:
     (softmax, maxpool, relu, ...); then more parts, widest first, until every form fits.
     """
     q = doc.printer()
-    repeated = set(shared(list(roots)))
+    repeated = {n for r in roots for n in shared([r])}  # within one form: both layouts hold every part
     chosen: list[Node] = []
     for n in (m for r in roots for m in topo(r)):
         if n in chosen or n.op not in NAMED_OPS or n.ndim < 1 or any(n is r for r in roots):
@@ -975,7 +990,7 @@ def _named(doc: _Doc, *roots: Node) -> LatexPrinter:
         candidates.remove(widest)
         names[widest] = doc.symbols.latex(widest)
         p = doc.printer(names)
-    return p
+    return doc.printer({n: names[n] for n in _inner_first(list(names), roots)})
 
 
 def _inner_first(chosen: list[Node], roots: Sequence[Node]) -> list[Node]:
@@ -996,14 +1011,17 @@ def _where(doc: _Doc, s: Section, p: LatexPrinter) -> None:
     s.show(*eqs)
 
 
-def _vec_note(d: Derivation) -> str:
-    """The vec convention, where a matrix is differentiated or differentiated by."""
+def _vec_note(doc: _Doc) -> str:
+    """The vec convention, where a matrix is differentiated or differentiated by, in letters left free."""
+    d = doc.d
     shapes = [d.problem.expr.shape] + [d.shapes[n] for n in d.wrt]
     if not any(len(s) > 1 for s in shapes):
         return ""
+    a, b = doc.symbols.spare(2)
+    x = latex_name(d.wrt[-1], vector=False)
     return (
-        "; $\\operatorname{vec}$ stacks columns, so "
-        "$\\operatorname{vec}(A \\, dX \\, B) = (B^{\\top} \\otimes A) \\operatorname{vec}(dX)$"
+        f"; $\\operatorname{{vec}}$ stacks columns, so $\\operatorname{{vec}}({a} \\, d{x} \\, {b}) = "
+        f"({b}^{{\\top}} \\otimes {a}) \\operatorname{{vec}}(d{x})$"
     )
 
 

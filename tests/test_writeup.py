@@ -10,6 +10,7 @@ get room; the update step has no redundant parentheses; ∂F/∂x keeps one orie
 
 import importlib.util
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -18,12 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sympy as sp
 
 from derive import DeriveError, derive
 from derive.article import CNN
+from derive.explicit import sympy_jacobian
 from derive.printing import latex_name
 from derive.typeset import TooWide, parse, rows, source, terms, width
-from derive.writeup import ROOM, Eq, documents, sections, typeset
+from derive.writeup import ROOM, Eq, documents, expansion, sections, typeset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -279,6 +282,30 @@ def test_no_entry_is_too_long_to_print(written: Path) -> None:
     assert "name the intermediate results" in cnn
 
 
+NAMED_STEPS = [
+    ("norm(W2 @ tanh(W1 @ x + b1) + b2 - y)**2", "x", None),  # h = tanh(W1 x + b1), r = W2 h + b2 - y
+    ("-(y @ log(softmax(W @ x)))", "W", None),  # u = W x
+    (CNN, "K", {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}),  # the convolution, the pooled and the logits
+    ("sum(sigmoid(W @ x + b))", ("x", "x"), {"W": (2, 3)}),  # a Hessian through u = W x + b
+]
+
+
+@pytest.mark.parametrize(("expr", "wrt", "shapes"), NAMED_STEPS, ids=[f"{n[0][:30]} by {n[1]}" for n in NAMED_STEPS])
+def test_partials_through_named_results_equal_the_element_wise_jacobian(expr: str, wrt, shapes) -> None:
+    # The write-up's partial derivatives go through the named results by the chain rule; with
+    # the names written out again they equal SymPy's derivatives of the written-out entries.
+    d = derive(expr, wrt, shapes, numeric=False)
+    ex = expansion(d)
+    assert ex.steps, "no named results"
+    want = sympy_jacobian(d.problem.expr, d.shapes, ex.sizes, d.wrt, d.structure)[1]
+    rng = random.Random(7)
+    for got, ref in zip(ex.full.ravel(), want.ravel(), strict=True):
+        got, ref = ex.written_out(got), sp.S(ref)
+        point = {s: sp.Float(rng.uniform(-2, 2)) for s in got.free_symbols | ref.free_symbols}
+        a, b = complex(got.xreplace(point).evalf()), complex(ref.xreplace(point).evalf())
+        assert abs(a - b) <= 1e-9 * (1 + abs(b)), (got, ref)
+
+
 def test_tensors_are_shown_slice_by_slice() -> None:
     secs = sections(derive(CNN, "K", {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}, numeric=False))
     rows_ = _math(_section(secs, "Element by element"))
@@ -400,6 +427,14 @@ def test_named_results_take_no_variable_letter(expr: str, wrt: str, shapes) -> N
     assert {t for _, _, t in found} >= {"The chain rule"}
     for _, name, title in found:
         assert _letter(name) not in variables, (title, name)
+
+
+def test_the_vec_identity_takes_letters_the_write_up_leaves_free() -> None:
+    # vec(A dX B) = (Bᵀ ⊗ A) vec(dX), but A and B are the expression's own matrices here.
+    secs = sections(derive("A @ X @ B", "X", numeric=False))
+    lead = " ".join(b.lines[-1] for b in _section(secs, "Matrix form").blocks if not b.math)
+    identity = re.search(r"\\operatorname\{vec\}\((\w) \\, dX \\, (\w)\)", lead)
+    assert identity is not None and not {identity.group(1), identity.group(2)} & {"A", "B", "X"}, lead
 
 
 @pytest.mark.parametrize(("expr", "wrt", "shapes"), NAMED, ids=[n[0][:30] for n in NAMED])

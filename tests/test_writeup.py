@@ -329,6 +329,18 @@ def test_each_lead_in_sentence_shares_a_paragraph_with_its_display(written: Path
     assert "\\displaywidowpenalty=10000" in head and "\\interlinepenalty=10000" in head
 
 
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_no_page_ends_with_a_lead_in_sentence(logs: dict[str, str], written: Path) -> None:
+    # Each lead-in ends with a colon; the page that holds it holds the start of its display.
+    for name in ALL:
+        pdf = written / (name.replace("/", "/build_") + "/" + name.split("/")[1] + ".pdf")
+        pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert pdf.exists() and pages.count("\f") >= 1, name
+        for k, page in enumerate(pages.split("\f")[:-1]):
+            lines = [line for line in page.splitlines() if line.strip() and not line.strip().isdigit()]
+            assert not lines[-1].rstrip().endswith(":"), f"{name}, page {k + 1}: {lines[-1].strip()}"
+
+
 def test_multi_row_steps_align_on_the_equals_sign() -> None:
     # u = W x, then "= [entries]" on the next row, aligned under the first "=".
     secs = sections(derive(CE, "W", numeric=False))

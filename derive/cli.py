@@ -21,7 +21,7 @@ from .context import Limits, Progress
 from .core import derive
 from .errors import DeriveError
 from .render import GENERATED_MARK
-from .writeup import FORMATS, documents
+from .writeup import FORMATS, LARGEST_SIZE, documents
 
 USAGE = (
     "derive EXPR --wrt VAR [--wrt VAR] [--shape NAME=DIMS]... [--layout numerator|denominator]\n"
@@ -47,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="output", metavar="DIR", help="where to write (default: output)")
     p.add_argument("--format", default=",".join(FORMATS), help="comma-separated: tex, md, py (default all)")
     p.add_argument("--check", metavar="CLAIM", help="check a claimed derivative instead of writing files")
-    p.add_argument("--size", action="append", default=[], metavar="DIM=N", help="sizes for the write-up's expansion")
+    p.add_argument("--size", action="append", default=[], metavar="DIM=N",
+                   help="sizes (at most 4) for the write-up's entries; default 2, as in the article")  # fmt: skip
     p.add_argument(
         "--symmetric",
         action="append",
@@ -188,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         print(verdict.message)
         return 0 if verdict.ok else 1
     formats = _formats(args.format)
-    sizes = dict(parse_size(s) for s in args.size)
+    sizes = dict(parse_size(s, "--size", LARGEST_SIZE) for s in args.size)
     name = args.name or default_name(args.expr, args.wrt)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", name):
         raise DeriveError(f"--name {name!r} must be a Python identifier")

@@ -58,6 +58,12 @@ def test_symmetry_is_used(expr: str, wrt: str, kw: dict, text: str) -> None:
     assert proven(expr, wrt, **kw) == text
 
 
+@pytest.mark.parametrize(("layout", "text"), [("numerator", "K(m,n)"), ("denominator", "K(n,m)")])
+def test_the_commutation_matrix_is_not_symmetric(layout: str, text: str) -> None:
+    # vec(dX^T) = K(m,n) vec(dX) for X m x n; its transpose is K(n,m), a different matrix unless m = n
+    assert proven("A.T", "A", layout=layout) == text
+
+
 # ----- quotients: one fraction, ⊘, and sigma where it hides -----
 
 

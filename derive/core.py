@@ -142,6 +142,12 @@ class Derivation:
         )
         return module(spec, name)
 
+    def __repr__(self) -> str:
+        """One line: the expression (cut when long), the variable(s) and the proof's status."""
+        e = self.expr if len(self.expr) <= 60 else self.expr[:57] + "..."
+        wrt = self.wrt[0] if len(self.wrt) == 1 else self.wrt
+        return f"Derivation({e!r}, wrt={wrt!r}, status={self.proof.status!r})"
+
     def __str__(self) -> str:
         by = " and ".join(self.wrt)
         lines = [f"{KIND_NAMES[self.kind]} of {self.expr} by {by}:", f"  {self.text}", f"  {self.convention}"]

@@ -118,6 +118,7 @@ class _Walker:
         self.parent: dict[sp.Basic, sp.Basic] = {}
         self.var_shapes: dict[str, Shape] = {}
         self.order: list[str] = []
+        self.origin: dict[sp.Dummy, str] = {}  # placeholder -> how the user would name it: A.shape[0]
 
     # ----- errors -----
 
@@ -139,22 +140,36 @@ class _Walker:
             d = self.parent[d]
         return d
 
+    def expand(self, d: sp.Basic) -> sp.Basic:
+        """``d`` with every placeholder replaced by what it was unified with, all the way down."""
+        d = self.find(d)
+        dummies = [s for s in sp.S(d).free_symbols if isinstance(s, sp.Dummy) and s != d]
+        return d.xreplace({s: self.expand(s) for s in dummies}) if dummies else d
+
     def unify(self, x: sp.Basic, y: sp.Basic) -> bool:
-        x, y = self.find(x), self.find(y)
+        x, y = self.expand(x), self.expand(y)
         if x == y:
             return True
-        fixed = [d for d in (x, y) if not isinstance(d, sp.Dummy)]
-        if len(fixed) == 2:
-            return False  # two different declared sizes or names
         if isinstance(x, sp.Dummy):
-            self.parent[x] = y
-        else:
-            self.parent[y] = x
+            x, y = y, x
+        if not isinstance(y, sp.Dummy):
+            return False  # two different declared sizes or names, or products of them
+        if y in sp.S(x).free_symbols:
+            return False  # n = n * m: not a size that can be inferred
+        self.parent[y] = x
         return True
 
     def shown(self, shape: Shape) -> str:
-        dims = [self.find(d) for d in shape]
-        inner = ", ".join("?" if isinstance(d, sp.Dummy) else str(d) for d in dims)
+        """A shape in the user's terms: ``?`` for an unknown size, A.shape[0] inside a product."""
+        dims = []
+        for d in shape:
+            d = self.expand(d)
+            if isinstance(d, sp.Dummy):
+                dims.append("?")
+            else:
+                names = {s: sp.Symbol(self.origin[s]) for s in d.free_symbols if s in self.origin}
+                dims.append(str(d.xreplace(names)))
+        inner = ", ".join(dims)
         return f"({inner},)" if len(dims) == 1 else f"({inner})"
 
     # ----- the walk -----
@@ -195,7 +210,9 @@ class _Walker:
         if name in self.declared:
             return self.declared[name]
         rank = 2 if name[0].isupper() else 1
-        return tuple(sp.Dummy(f"{name}{i}") for i in range(rank))
+        shape = tuple(sp.Dummy(f"{name}{i}") for i in range(rank))
+        self.origin.update((d, f"{name}.shape[{i}]") for i, d in enumerate(shape))
+        return shape
 
     def _List(self, n: ast.List) -> Node:
         if self.entries is None:
@@ -272,7 +289,27 @@ class _Walker:
         if name == "maxpool":
             return self.maxpool(n)
         args = [self.walk(a) for a in n.args]
+        if name == "conv2d":
+            self.conv_sizes(n, args)
         return self.build(n, lambda: make(*args), *zip(n.args, args, strict=True))
+
+    def conv_sizes(self, n: ast.Call, args: list[Node]) -> None:
+        """conv2d's output size is a difference of sizes, so they must be numbers: ask for the missing ones."""
+        x, k = args[0], args[1]
+        if x.ndim not in (2, 3) or k.ndim not in (2, 4):
+            return  # the shape rule says what is wrong
+        if all(self.expand(d).is_Integer for a in (x, k) for d in a.shape[-2:]):
+            return
+        names = list(dict.fromkeys(m.attr[0] for a in (x, k) for m in ir.topo(a) if m.op == "var"))
+        missing = [v for v in names if not all(self.expand(d).is_Integer for d in self.var_shapes[v])]
+        which = " and ".join(f"'{v}'" for v in missing) or "its operands"
+        examples = {x: {2: "4,4", 3: "1,4,4"}[x.ndim], k: {2: "2,2", 4: "1,1,2,2"}[k.ndim]}
+        given = [f"{a.attr[0]}={s}" for a, s in examples.items() if a.op == "var" and a.attr[0] in missing]
+        eg = f", e.g. {' and '.join(given)}" if given else ""
+        plural = "s" if len(missing) != 1 else ""
+        raise self.fail(
+            n, f"conv2d needs the sizes of its input and kernel as numbers: declare the shape{plural} of {which}{eg}"
+        )
 
     def build(self, n: ast.AST, make: Callable[[], Node], *operands: tuple[ast.AST, Node]) -> Node:
         token = ir.UNIFY.set(self.unify)
@@ -292,23 +329,24 @@ class _Walker:
     # ----- resolution -----
 
     def resolve(self, expr: Node) -> tuple[Node, dict[str, Shape]]:
-        """Replace placeholders by sizes, declared names or fresh letters."""
+        """Replace placeholders by sizes, declared names or fresh letters (inside products too)."""
         taken = {str(d) for s in self.declared.values() for d in s if isinstance(d, sp.Symbol)}
         taken |= set(self.var_shapes)
         pool = (d for d in DIM_NAMES if d not in taken)
+        letters: dict[sp.Basic, sp.Basic] = {}
         mapping: dict[sp.Basic, sp.Basic] = {}
         for name in self.order:
             for d in self.var_shapes[name]:
-                root = self.find(d)
-                if root not in mapping:
-                    if isinstance(root, sp.Dummy):
+                full = self.expand(d)
+                for s in sorted(sp.S(full).free_symbols, key=lambda s: (s.name, getattr(s, "dummy_index", 0))):
+                    if isinstance(s, sp.Dummy) and s not in letters:
                         letter = next(pool, None)
                         if letter is None:
                             raise DeriveError("too many distinct dimensions; declare some shapes")
-                        mapping[root] = ir.dim(letter)
-                    else:
-                        mapping[root] = root
-                mapping[d] = mapping[root]
+                        letters[s] = ir.dim(letter)
+                mapping[d] = full.xreplace(letters)
+        for placeholder in list(self.parent):  # inside operations' shapes too (conv2d's output, kron's size)
+            mapping.setdefault(placeholder, self.expand(placeholder).xreplace(letters))
         shapes = {name: tuple(mapping[d] for d in self.var_shapes[name]) for name in self.order}
         return ir.substitute_dims(expr, mapping), shapes
 
@@ -364,6 +402,17 @@ def _depth(tree: ast.AST) -> int:
     return deepest
 
 
+def _show(value: object, limit: int = 40) -> str:
+    """A user's value for a message: its repr, cut when long; a huge integer is not written out."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to convert to text, inside a tuple
+        text = f"a {type(value).__name__} with a huge integer"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, Shape]:
     """Validate user shapes: names to tuples of positive ints or dimension names."""
     out: dict[str, Shape] = {}
@@ -375,17 +424,17 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
         if isinstance(dims, int | str | sp.Basic):
             dims = (dims,)
         if not isinstance(dims, Sequence) or isinstance(dims, bytes) or len(dims) > 4:
-            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {dims!r}")
+            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {_show(dims)}")
         shape = []
         for d in dims:
             if isinstance(d, sp.Basic):
                 d = int(d) if d.is_Integer else str(d)
             if isinstance(d, bool) or not isinstance(d, int | str):
-                raise DeriveError(f"shape of '{name}': {d!r} is neither a size nor a dimension name")
+                raise DeriveError(f"shape of '{name}': {_show(d)} is neither a size nor a dimension name")
             if isinstance(d, int) and not 1 <= d <= MAX_DIM:
-                raise DeriveError(f"shape of '{name}': size {d} is out of range (1 to {MAX_DIM})")
+                raise DeriveError(f"shape of '{name}': size {_show(d)} is out of range (1 to {MAX_DIM})")
             if isinstance(d, str) and not _NAME.match(d):
-                raise DeriveError(f"shape of '{name}': {d!r} is not a dimension name")
+                raise DeriveError(f"shape of '{name}': {_show(d)} is not a dimension name")
             shape.append(sp.Integer(d) if isinstance(d, int) else ir.dim(d))
         out[name] = tuple(shape)
     return out

@@ -16,13 +16,19 @@ DELAY = float(os.environ.get("DERIVE_PROGRESS_DELAY", "2.0"))  # seconds before 
 enabled = False
 
 
+def _say(line: str) -> None:
+    """One write, so that a line said from the timer's thread is never split by another (derive: interrupted)."""
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
 @contextmanager
 def stage(message: str) -> Iterator[None]:
     """Say ``message`` on stderr if the enclosed work is still running after DELAY seconds."""
     if not enabled:
         yield
         return
-    timer = threading.Timer(DELAY, lambda: print(f"derive: {message} ...", file=sys.stderr, flush=True))
+    timer = threading.Timer(DELAY, _say, (f"derive: {message} ...\n",))
     timer.daemon = True
     timer.start()
     try:

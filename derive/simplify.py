@@ -38,6 +38,8 @@ def simplify(e: Node) -> Node:
         out = rewrite(m) if rewrite else m
         if out != m:
             out = go(out) if out.op != m.op or out.args != args else out
+        if out.shape == () and n.shape != ():  # a rewrite dropped a broadcast (b - b + c -> c): put it back
+            out = node("mul", out, ir.ones(n.shape))
         memo[n] = out
         return out
 

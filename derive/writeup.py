@@ -92,9 +92,13 @@ class _Entries:
             for idx in np.ndindex(*arr.shape):
                 self.names[arr[idx]] = _entry_latex(n, letters[n], tuple(i + 1 for i in idx))
         self.printer = EntryLatexPrinter({"symbol_names": self.names})
+        self.printed: dict[sp.Basic, str] = {}  # an entry is measured, then shown: print it once
 
     def latex(self, e: object) -> str:
-        return self.printer.doprint(sp.S(e))
+        e = sp.S(e)
+        if e not in self.printed:
+            self.printed[e] = self.printer.doprint(e)
+        return self.printed[e]
 
     def matrix(self, a: object) -> str:
         """A bmatrix (a vector is a column); a scalar as it is."""

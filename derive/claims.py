@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 
 from . import explicit
-from .core import _kind, _wrt
+from .core import LAYOUTS, _kind, _wrt
 from .errors import DeriveError, ShapeConflict
 from .ir import Shape
 from .parse import Problem, parse
@@ -45,20 +45,55 @@ class Check:
     def __bool__(self) -> bool:
         return self.ok
 
+    def _repr_markdown_(self) -> str:
+        """The verdict for Jupyter: the claim, and the counterexample as math."""
+        head = f"**The claim {'holds' if self.ok else 'fails'}**: `{self.claim.replace('`', '')}`"
+        m = self.mismatch
+        if m is None:
+            return f"{head}\n\n{_markdown_text(self.message)}"
+        at = ", ".join(f"${sp.latex(sp.Symbol(k))} = {v}$" for k, v in self.sizes.items())
+        where = f"entry {m.index}" if m.index else "the value"
+        text = f"{head}\n\nAt {at}, {where}: claimed ${sp.latex(m.got)}$, correct ${sp.latex(m.expected)}$."
+        return text + (f" It looks like {self.mistake}." if self.mistake else "")
+
+    def _repr_latex_(self) -> str:
+        """The verdict as LaTeX for Jupyter: the counterexample as math, the rest as text."""
+        m = self.mismatch
+        if m is None:
+            return f"$$\\text{{{_latex_text(self.message)}}}$$"
+        at = ", ".join(f"{sp.latex(sp.Symbol(k))} = {v}" for k, v in self.sizes.items())
+        where = f"\\text{{entry }} {_latex_text(str(m.index))}" if m.index else "\\text{the value}"
+        body = (
+            f"\\text{{the claim fails at }} {at},\\ {where}:\\quad \\text{{claimed }} {sp.latex(m.got)},"
+            f"\\ \\text{{correct }} {sp.latex(m.expected)}"
+        )
+        return f"$${body}$$"
+
 
 def check(
     expr: str,
     wrt: str | Sequence[str] | None,
     claim: str,
     shapes: Mapping[str, Sequence[int | str]] | None = None,
+    layout: str | None = None,
 ) -> Check:
     """Is ``claim`` the derivative of ``expr`` by ``wrt`` (its value, if ``wrt`` is None)?
 
     The claim may have the variable's shape (a gradient), numerator or
     vec/Kronecker layout (a Jacobian), or be a list of entries at one size.
+    ``layout`` is read as in :func:`derive.derive`: None (a gradient shaped
+    like the variable, a Jacobian in numerator layout), ``"numerator"``
+    (a scalar's derivative by a matrix is the transpose of its gradient) or
+    ``"denominator"`` (a Jacobian is transposed: one row per entry of the
+    variable).
+
+    >>> check("x @ A @ y", "A", "outer(y, x)", layout="numerator").ok
+    True
     """
     problem = parse(expr, shapes)
     names = () if wrt is None else _wrt(wrt, problem)
+    if layout is not None and layout not in LAYOUTS:
+        raise DeriveError(f"unknown layout {layout!r}; use 'numerator' or 'denominator'")
     explicit.reset_masks()
     kind = "value" if not names else _kind(problem, names)
     declared = {n: s for n, s in problem.shapes.items()}
@@ -76,7 +111,7 @@ def check(
         env = explicit.environment(problem.shapes, sizes)
         entries = _entry_symbols(problem, env)
         c = parse(claim, declared, entries=entries)
-        got = np.asarray(explicit.evaluate(c.expr, env, sizes), dtype=object)
+        got = _in_default_layout(np.asarray(explicit.evaluate(c.expr, env, sizes), dtype=object), kind, layout)
         want = np.asarray(
             explicit.differentiate(problem.expr, env, sizes, names),  # factored, as a person reads it
             dtype=object,
@@ -86,6 +121,24 @@ def check(
             return verdict
     sizes = {str(k): v for k, v in candidates[-1].items()}
     return Check(True, claim, sizes, None, None, f"the claim holds (proven exactly at {_at(sizes)})")
+
+
+def _in_default_layout(got: np.ndarray, kind: str, layout: str | None) -> np.ndarray:
+    """A claim in ``layout``, turned into the default one (gradient: the variable's shape; Jacobian: numerator)."""
+    flip = (kind == "gradient" and layout == "numerator") or (
+        kind in ("jacobian", "hessian") and layout == "denominator"
+    )
+    return got.T if flip and got.ndim == 2 else got
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text safe in Markdown: its special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]<>#|$])", r"\\\1", text)
+
+
+def _latex_text(text: str) -> str:
+    """Plain text safe inside \\text{...} (as MathJax reads it): no braces, backslashes or dollars."""
+    return text.translate(str.maketrans({"{": "(", "}": ")", "\\": "/", "$": None}))
 
 
 def _at(sizes: Mapping[str, int]) -> str:

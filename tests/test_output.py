@@ -11,19 +11,48 @@ import numpy as np
 import pytest
 
 from derive import derive
-from derive.article import EXAMPLES, PART_TWO, generate
-from derive.cli import main
+from derive.article import CNN, EXAMPLES, PART_TWO, generate
+from derive.cli import main, parse_shape
+from derive.files import write_all
 from derive.gradcheck import check_grad
+from derive.writeup import documents
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "output"
 
 
+RUNS = [(n, e, w, []) for n, e, w in EXAMPLES] + PART_TWO
+
+
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fresh(tmp_path_factory: pytest.TempPathFactory, tiny_cnn: dict) -> Path:
+    """output/ made afresh, as ``python -m derive.article`` makes it.
+
+    The tiny CNN's derivations are the session's (tests/conftest.py; their proofs
+    are most of the work), written as the command writes them; the rest run
+    through the command itself.
+    """
     out = tmp_path_factory.mktemp("output")
-    assert generate(str(out)) == 0
+    for name, expr, wrt, shapes in RUNS:
+        if expr == CNN:
+            d = tiny_cnn[wrt]
+            declared = dict(parse_shape(s) for s in shapes)
+            assert {n: tuple(int(x) for x in s) for n, s in d.shapes.items()} == {**declared, "W": (2, 2)}
+            write_all(documents(d, name), out, force=False)
+        else:
+            flags = [f for s in shapes for f in ("--shape", s)]
+            assert main([expr, "--wrt", wrt, *flags, "--name", name, "-o", str(out)]) == 0
     return out
+
+
+def test_article_generate_writes_what_the_fixture_wrote(fresh: Path, tmp_path: Path, monkeypatch) -> None:
+    # python -m derive.article: the same files; the tiny CNN is left out here (the fixture wrote it as the command does)
+    monkeypatch.setattr("derive.article.PART_TWO", [r for r in PART_TWO if r[1] != CNN])
+    assert generate(str(tmp_path)) == 0
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert len(made) == 4 * (len(EXAMPLES) + 2)
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (fresh / name).read_bytes(), name
 
 
 def load(path: Path):

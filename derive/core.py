@@ -404,15 +404,18 @@ def numeric_check(d: Derivation, seed: int = 0, directions: int = 3) -> NumericC
         args = sample(d.shapes, sizes, seed, spread)
         vals = [args[n] for n in names]
         with np.errstate(all="ignore"):
-            if not np.all(np.isfinite(mod.f(*vals))):
+            try:
+                if not np.all(np.isfinite(mod.f(*vals))):
+                    continue
+                if d.kind == "hessian":
+                    f, df, wrt = _grad_fn(d, mod), mod.hess_f, names.index(d.wrt[1])
+                else:
+                    f, df, wrt = mod.f, getattr(mod, f"{kind}_f"), names.index(d.wrt[0])
+                if not np.all(np.isfinite(df(*vals))):
+                    continue
+                error = check_grad(f, df, vals, wrt=wrt, directions=directions, seed=seed)
+            except np.linalg.LinAlgError:  # a singular matrix at this sample point: like a non-finite value
                 continue
-            if d.kind == "hessian":
-                f, df, wrt = _grad_fn(d, mod), mod.hess_f, names.index(d.wrt[1])
-            else:
-                f, df, wrt = mod.f, getattr(mod, f"{kind}_f"), names.index(d.wrt[0])
-            if not np.all(np.isfinite(df(*vals))):
-                continue
-            error = check_grad(f, df, vals, wrt=wrt, directions=directions, seed=seed)
         if np.isfinite(error):
             break
     shapes = {n: explicit.concrete(s, sizes) for n, s in d.shapes.items()}

@@ -97,6 +97,11 @@ def read_until(fd: int, pattern: bytes, seen: bytes = b"") -> bytes:
     return seen
 
 
+def ctrl_c_default() -> None:
+    """In the child: Ctrl-C does what it does at a terminal, even if this run inherited it ignored (cmd &)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupt_exits_130_without_traceback_or_files(tmp_path: Path) -> None:
     # The ready signal: with stderr on a terminal and no delay, each stage announces itself as it starts;
     # the interrupt is sent once the child says it is taking the partial derivatives (seconds of work at 80x80).
@@ -106,6 +111,7 @@ def test_interrupt_exits_130_without_traceback_or_files(tmp_path: Path) -> None:
         [sys.executable, "-m", "derive", "norm(A @ x - b)**2", "--wrt", "x", "--shape", "A=80,80",
          "--max-entries", "7000", "-o", str(out)],
         stdout=subprocess.DEVNULL, stderr=follower, env=os.environ | {"DERIVE_PROGRESS_DELAY": "0"},
+        preexec_fn=ctrl_c_default,
     )  # fmt: skip
     os.close(follower)
     text = read_until(leader, rb"taking every partial derivative[^\n]*\n")  # the whole line

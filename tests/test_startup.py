@@ -7,6 +7,7 @@ named module starts to load.
 """
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,11 @@ SCRIPT = Path(sys.executable).parent / "derive"  # the console script pip instal
 COMMANDS = {"console script": [str(SCRIPT)], "python -m derive": [sys.executable, "-m", "derive"]}
 
 
+def ctrl_c_default() -> None:
+    """In the child: Ctrl-C does what it does at a terminal, even if this run inherited it ignored (cmd &)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def tripwire(tmp_path: Path) -> dict[str, str]:
     hook = tmp_path / "hook"
@@ -55,7 +61,8 @@ def test_the_command_module_loads_no_heavy_library() -> None:
 def test_ctrl_c_while_loading_is_one_line_and_130(tripwire: dict, tmp_path: Path, command: str, module: str) -> None:
     out = tmp_path / "out"
     argv = [*COMMANDS[command], "norm(A @ x - b)**2", "--wrt", "x", "-o", str(out)]
-    r = subprocess.run(argv, capture_output=True, text=True, env=tripwire | {"DERIVE_TEST_TRIP": module})
+    trip = tripwire | {"DERIVE_TEST_TRIP": module}
+    r = subprocess.run(argv, capture_output=True, text=True, env=trip, preexec_fn=ctrl_c_default)
     assert r.returncode == 130, (r.returncode, r.stderr)
     assert r.stderr == "derive: interrupted\n"
     assert not out.exists() or not any(out.iterdir())
@@ -64,6 +71,6 @@ def test_ctrl_c_while_loading_is_one_line_and_130(tripwire: dict, tmp_path: Path
 def test_tripwire_itself_works(tripwire: dict) -> None:
     # the hook really interrupts: without derive's handler, Python prints a traceback and exits 130 (-SIGINT)
     r = subprocess.run([sys.executable, "-c", "import numpy"], capture_output=True, text=True,
-                       env=tripwire | {"DERIVE_TEST_TRIP": "numpy"})  # fmt: skip
+                       env=tripwire | {"DERIVE_TEST_TRIP": "numpy"}, preexec_fn=ctrl_c_default)  # fmt: skip
     assert "KeyboardInterrupt" in r.stderr
     assert r.returncode != 0

@@ -134,7 +134,10 @@ class Derivation:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<Derivation d({self.expr})/d{'d'.join(self.wrt)}: {self.text[:60]} [{self.proof.status}]>"
+        """One line: the expression (cut when long), the variable(s) and the proof's status."""
+        e = self.expr if len(self.expr) <= 60 else self.expr[:57] + "..."
+        wrt = self.wrt[0] if len(self.wrt) == 1 else self.wrt
+        return f"Derivation({e!r}, wrt={wrt!r}, status={self.proof.status!r})"
 
     def _repr_latex_(self) -> str | None:
         """Rendered math in Jupyter."""

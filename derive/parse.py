@@ -598,6 +598,17 @@ def _depth(tree: ast.AST) -> int:
     return deepest
 
 
+def _show(value: object, limit: int = 40) -> str:
+    """A user's value for a message: its repr, cut when long; a huge integer is not written out."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to convert to text, inside a tuple
+        text = f"a {type(value).__name__} with a huge integer"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, Shape]:
     """Validate user shapes: names to tuples of positive ints or dimension names."""
     out: dict[str, Shape] = {}
@@ -609,7 +620,7 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
         if isinstance(dims, int | str | sp.Basic):
             dims = (dims,)
         if not isinstance(dims, Sequence) or isinstance(dims, bytes) or len(dims) > 4:
-            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {dims!r}"[:200])
+            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {_show(dims)}")
         shape = []
         for d in dims:
             if isinstance(d, sp.Basic) and not d.is_Integer and not d.is_Symbol:
@@ -620,11 +631,11 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
             if isinstance(d, sp.Basic):
                 d = int(d) if d.is_Integer else str(d)
             if isinstance(d, bool) or not isinstance(d, int | str):
-                raise DeriveError(f"shape of '{name}': {d!r} is neither a size nor a dimension name"[:200])
+                raise DeriveError(f"shape of '{name}': {_show(d)} is neither a size nor a dimension name")
             if isinstance(d, int) and not 1 <= d <= MAX_DIM:
-                raise DeriveError(f"shape of '{name}': size {str(d)[:20]} is out of range (1 to {MAX_DIM})")
+                raise DeriveError(f"shape of '{name}': size {_show(d)} is out of range (1 to {MAX_DIM})")
             if isinstance(d, str) and not _NAME.match(d):
-                raise DeriveError(f"shape of '{name}': {d[:40]!r} is not a dimension name")
+                raise DeriveError(f"shape of '{name}': {_show(d)} is not a dimension name")
             shape.append(sp.Integer(d) if isinstance(d, int) else dim(d))
         out[name] = tuple(shape)
     return out

@@ -560,6 +560,7 @@ class Expansion:
                     canon = tuple(sorted(idx)) if d.structure.get(n) == "symmetric" else idx
                     self.names[arr[idx]] = _entry_latex(n, letters[n], tuple(i + 1 for i in canon))
         self.printer = EntryLatexPrinter({"symbol_names": self.names})
+        self.printed: dict[sp.Basic, str] = {}
         self.steps: list[tuple[Node, np.ndarray, np.ndarray]] = []  # (node, its entries, their symbols)
         self.value = self._evaluate()
 
@@ -569,7 +570,9 @@ class Expansion:
             if s not in self.names and s.name.startswith("delta_"):
                 k, r = s.name.split("_")[1:]
                 self.names[s] = f"\\delta_{{{k},{r}}}"
-        return self.printer.doprint(e)
+        if e not in self.printed:  # an entry is measured, then shown: print it once
+            self.printed[e] = self.printer.doprint(e)
+        return self.printed[e]
 
     def _evaluate(self) -> object:
         """The value entry by entry, naming intermediate results whose entries would grow too long."""

@@ -98,9 +98,12 @@ def test_flatten_is_c_order() -> None:
 
 
 @pytest.mark.parametrize("wrt", ["K", "W", "X"])
-def test_tiny_cnn_gradients_are_proven_and_checked(wrt: str) -> None:
-    shapes = {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}
-    d, mod = module(CNN, wrt, shapes)
+def test_tiny_cnn_gradients_are_proven_and_checked(tiny_cnn: dict, wrt: str) -> None:
+    d = tiny_cnn[wrt]  # derive(CNN, wrt, CNN_SHAPES), once per run (tests/conftest.py)
+    assert d.expr == CNN
+    assert d.proof.status == "proven", d.proof
+    assert d.numeric.ok, d.numeric
+    mod = load(d.numpy_source("f"))
     rng = np.random.default_rng(2)
     args = {"y": np.array([0.0, 1.0]), "W": rng.standard_normal((2, 2))}
     args |= {"X": rng.standard_normal((1, 3, 3)), "K": rng.standard_normal((2, 1, 2, 2))}

@@ -383,7 +383,7 @@ class _Walker:
         if isinstance(func.value, ast.Name) and func.value.id in MODULES:
             raise self.fail(n, f"unknown function '{_dotted(func)}'")
         if isinstance(func.value, ast.Constant):
-            raise self.fail(n, f"'.{func.attr}()' is called on a number; methods belong to arrays")
+            raise self.fail(n, f"'.{func.attr}()' is called on a constant; methods belong to arrays")
         return self.call(n, list(options), [func.value, *n.args])
 
     def unknown(self, path: str, name: str) -> str:
@@ -409,6 +409,8 @@ class _Walker:
             if k.arg not in c.keywords:
                 allowed = f"only {', '.join(c.keywords)}" if c.keywords else "none"
                 raise self.fail(k, f"{name}() takes no keyword argument '{k.arg}' ({allowed})")
+            if k.arg in keywords:
+                raise self.fail(k, f"{name}(): keyword argument repeated: '{k.arg}'")
             keywords[k.arg] = self.literal(k.value, f"{name}()'s {k.arg}")
         args: list[Any] = []
         for i, a in enumerate(arg_nodes):
@@ -430,7 +432,8 @@ class _Walker:
             if abs(n.value) > 64:
                 raise self.fail(n, f"{what} {n.value} is out of range")
             return sign * n.value
-        raise self.fail(n, f"{what} must be a whole number written out (or None)")
+        expected = "True or False" if what.endswith("keepdims") else "a whole number written out (or None)"
+        raise self.fail(n, f"{what} must be {expected}")
 
     def build(self, n: ast.AST, make_node: Callable[[], Node], *operands: tuple[ast.AST, Node]) -> Node:
         token = DIMS.set(self.dims)

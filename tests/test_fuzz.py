@@ -137,7 +137,7 @@ def sound(d: object) -> None:
 VARIABLES = ("A", "B", "W", "x", "b", "y", "c")
 ELEMENTWISE = (
     "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
-    "np.exp", "np.log", "np.sqrt", "np.sin", "numpy.cos", "np.tanh",
+    "np.exp", "np.log", "np.sqrt", "np.sin", "numpy.cos", "np.tanh", "abs", "np.abs", "np.square",
 )  # fmt: skip
 NORMS = ("norm", "np.linalg.norm", "numpy.linalg.norm")
 OPERATORS = ("+", "-", "*", "/")
@@ -253,6 +253,8 @@ class Grammar:
                 quadratic_form,
                 lambda: f"sum(kron({sub(any_array())}, {sub(pick(self.vectors))}))",
                 lambda: f"sum(outer({sub(pick(self.vectors))}, {sub(pick(self.vectors))}))",
+                lambda: f"{pick(['mean', 'np.mean'])}({sub(any_array())})",
+                lambda: f"{w(any_array())}.{pick(['sum', 'mean'])}()",
             ]
             if any(k <= 2 for k in sizes):
                 choices.append(lambda: f"{pick(['det', 'np.linalg.det'])}({small_square()})")
@@ -269,6 +271,9 @@ class Grammar:
                 lambda: through(k, left=False),
                 lambda: f"softmax({sub(shape)})",
                 lambda: f"{pick(['diag', 'np.diag'])}({sub((k, k))})",
+                lambda: f"{pick(['sum', 'np.mean', 'mean'])}({sub((k, pick(sizes)))}, axis={pick(['1', '-1'])})",
+                lambda: f"{w((pick(sizes), k))}.{pick(['sum', 'mean'])}(axis=0)",
+                lambda: f"np.maximum({w(shape)}, {pick(['0', w(shape)])})",
             ]
             pairs = [((a,), (k // a,)) for a in sizes if k % a == 0 and k // a in sizes]
             if pairs:
@@ -278,6 +283,9 @@ class Grammar:
             choices += [
                 lambda: (lambda j: f"{w((r, j))} @ {w((j, c))}")(pick(sizes)),
                 lambda: f"{pick(['outer', 'np.outer'])}({sub((r,))}, {sub((c,))})",
+                lambda: f"{w(shape)} {pick(OPERATORS)} {w((c,))}",  # numpy broadcasts the vector over rows
+                lambda: f"{w(shape)} - {w(shape)}.mean(axis=0)",
+                lambda: f"softmax({sub(shape)}, axis={pick(['0', '1', '-1'])})",
             ]
             if r == c:
                 choices.append(lambda: f"{pick(['diag', 'np.diag'])}({sub((r,))})")
@@ -384,6 +392,15 @@ HOSTILE = (
     "vars(x)",
     "compile('1', '', 'eval')",
     "sum(x, axis=0)",
+    "sum(x, axis=7)",
+    "sum(x, dtype=x)",
+    "x.sum(axis=x)",
+    "(1).mean()",
+    "sum(x, keepdims=x)",
+    "mean(x, axis=0, axis=0)",
+    "x.mean(keepdims=True).sum(axis=-1)",
+    "np.maximum(x)",
+    "x.max()",
     "norm(x, 2)",
     "exp(*x)",
     "exp(**x)",

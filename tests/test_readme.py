@@ -94,3 +94,36 @@ def test_synopsis_lists_every_option() -> None:
     assert shown <= {s for strings in actions for s in strings}, "the README names an option derive does not have"
     missing = [strings for strings in actions if not shown & set(strings)]
     assert not missing, f"options the README's synopsis leaves out: {missing}"
+
+
+def _result_tables() -> list[tuple[str, str, str, bool]]:
+    """(expression, variable, printed form, S symmetric) from the README's `text` tables of results."""
+    rows = []
+    for section, symmetric in (("## numpy as you write it", False), ("## Symmetric and diagonal matrices", True)):
+        body = TEXT.split(section, 1)[1].split("\n## ", 1)[0]
+        for block in re.findall(r"^```text\n(.*?)^```", body, flags=re.S | re.M):
+            pending = ""
+            for line in block.splitlines():
+                m = re.match(r"^(.*?)\s+by (\w+)\s{2,}(.+?)(?:\s{2,}\(.*\))?$", line)
+                if not m:
+                    pending += line.strip() + " "
+                    continue
+                rows.append(((pending + m[1]).strip(), m[2], m[3].strip(), symmetric))
+                pending = ""
+    return rows
+
+
+RESULTS = _result_tables()
+
+
+def test_the_result_tables_were_found() -> None:
+    assert len(RESULTS) == 11, RESULTS  # six numpy idioms, five by a symmetric matrix
+
+
+@pytest.mark.parametrize(("expr", "wrt", "form", "symmetric"), RESULTS, ids=[f"{e} by {w}" for e, w, _, _ in RESULTS])
+def test_each_readme_result_is_what_derive_prints(expr: str, wrt: str, form: str, symmetric: bool) -> None:
+    from derive import derive
+
+    d = derive(expr, wrt, symmetric=["S"] if symmetric else (), numeric=False)
+    assert d.proof.status == "proven"
+    assert d.text == form

@@ -42,10 +42,12 @@ def normal_axis(axis: int | None, ndim: int) -> int | None:
     """An axis keyword as an axis number (or None); raises ValueError when out of range."""
     if axis is None:
         return None
+    if isinstance(axis, bool):
+        raise ValueError(f"axis must be a whole number or None, not {axis}")
     if ndim == 0:
         raise ValueError("axis= is given, but the operand is a scalar")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} is out of range for an operand with {ndim} axes")
+        raise ValueError(f"axis {axis} is out of range for an operand with {ndim} ax{'is' if ndim == 1 else 'es'}")
     axis %= ndim
     return None if ndim == 1 else axis
 

@@ -11,6 +11,7 @@ name below, so that the command line can answer Ctrl-C while they load.
 from __future__ import annotations
 
 import importlib
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,27 +25,27 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it
-_HOMES = {
-    "Check": "claims",
-    "check": "claims",
-    "Derivation": "derivation",
-    "derive": "core",
-    "Limits": "context",
-    "Progress": "context",
-    "DeriveError": "errors",
-    "check_grad": "gradcheck",
-}
+_HOMES = MappingProxyType(
+    {
+        "Check": "claims",
+        "check": "claims",
+        "Derivation": "derivation",
+        "derive": "core",
+        "Limits": "context",
+        "Progress": "context",
+        "DeriveError": "errors",
+        "check_grad": "gradcheck",
+    }
+)
 
 __all__ = ["Check", "Derivation", "DeriveError", "Limits", "Progress", "check", "check_grad", "derive"]
 
 
 def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (PEP 562)."""
+    """Load a public name from its module on use (PEP 562; the module itself is imported once)."""
     if name not in _HOMES:
         raise AttributeError(f"module 'derive' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
-    globals()[name] = value
-    return value
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
 
 
 def __dir__() -> list[str]:

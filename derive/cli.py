@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -63,7 +64,7 @@ exit status:
 """
 
 #: operators spelled out in default file names, so that x * y and x @ y do not collide
-SPELLED = {"**": "pow", "*": "times", "@": "matmul", "+": "plus", "-": "minus", "/": "div", ".T": "T"}
+SPELLED = MappingProxyType({"**": "pow", "*": "times", "@": "matmul", "+": "plus", "-": "minus", "/": "div", ".T": "T"})
 _TOKEN = re.compile(r"\*\*|\.T(?![A-Za-z0-9_])|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|[-+*/@]|\S")
 NAME_LENGTH = 61  # longest file and function name
 

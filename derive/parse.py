@@ -120,7 +120,7 @@ class _Unifier(Dims):
     def __init__(self) -> None:
         self.parent: dict[sp.Basic, sp.Basic] = {}
         self.values: dict[sp.Basic, int] = {}
-        self.owner: dict[sp.Basic, str] = {}  # placeholder -> "A's axis 0", for messages
+        self.owner: dict[sp.Basic, str] = {}  # placeholder -> "A.shape[0]", its name in messages
 
     def find(self, d: sp.Basic) -> sp.Basic:
         d = sp.S(d)
@@ -212,8 +212,12 @@ class _Walker:
             root = self.dims.find(d)
             if v is not None and v > 0:
                 parts.append(str(v))
-            elif root.free_symbols and all(not isinstance(s, sp.Dummy) for s in root.free_symbols):
-                parts.append(str(root))
+            elif (
+                all(not isinstance(s, sp.Dummy) or s in self.dims.owner for s in root.free_symbols)
+                and root.free_symbols
+            ):
+                named = {s: sp.Symbol(self.dims.owner[s]) for s in root.free_symbols if s in self.dims.owner}
+                parts.append(str(root.xreplace(named)).replace(" ", ""))
             else:
                 parts.append("?")
         inner = ", ".join(parts)
@@ -263,7 +267,7 @@ class _Walker:
                 if sp.S(d).is_Integer and d != 1:  # a declared number: a symbol bound to it
                     s = sp.Dummy(f"{name}{i}")
                     self.dims.values[s] = int(d)
-                    self.dims.owner[s] = f"{name}'s axis {i}"
+                    self.dims.owner[s] = f"{name}.shape[{i}]"
                     out.append(s)
                 else:
                     out.append(sp.S(d))
@@ -277,12 +281,12 @@ class _Walker:
                     f" lower-case name is a vector unless its shape is declared (--shape {name}=n,n)"
                 )
             d = sp.Dummy(f"{name}0")
-            self.dims.owner[d] = f"{name}'s axes"
+            self.dims.owner[d] = f"{name}.shape[0]"
             return (d, d)
         rank = 2 if name[0].isupper() else 1
         out = tuple(sp.Dummy(f"{name}{i}") for i in range(rank))
         for i, s in enumerate(out):
-            self.dims.owner[s] = f"{name}'s axis {i}"
+            self.dims.owner[s] = f"{name}.shape[{i}]"
         return out
 
     def _List(self, n: ast.List) -> Node:

@@ -100,3 +100,39 @@ def test_version_option(tmp_path: Path) -> None:
     assert run.stdout == f"derive {derive.__version__}\n"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "derive.__version__"}
+
+
+SERVE_FROM_WHEEL = """
+import re, sys
+from starlette.testclient import TestClient
+import derive.web.app as app
+assert app.__file__.startswith(sys.argv[1]), app.__file__
+with TestClient(app.create_app()) as c:
+    page = c.get("/")
+    assert page.status_code == 200, page.status_code
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+    css = c.get("/static/vendor/katex/katex.min.css").text
+    fonts = ["/static/vendor/katex/" + f for f in re.findall(r"url\\((fonts/[^)]+\\.woff2)\\)", css)]
+    for path in assets + fonts:
+        r = c.get(path)
+        assert r.status_code == 200 and r.content, path
+    r = c.post("/api/derive", json={"expr": "norm(A @ x - b)**2", "wrt": "x"})
+    assert r.status_code == 200 and r.json()["proof"]["status"] == "proven", r.text
+print(len(assets), len(fonts))
+"""
+
+
+def test_installed_wheel_serves_the_page_offline(dists: dict[str, Path], tmp_path: Path) -> None:
+    # the page, its script, its style and the vendored KaTeX with its fonts all come from the wheel
+    pytest.importorskip("starlette", reason="the web extra is not installed")
+    pytest.importorskip("httpx", reason="httpx (the test extra) drives starlette's test client")
+    site, work = tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    with zipfile.ZipFile(dists["wheel"]) as whl:
+        whl.extractall(site)
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", SERVE_FROM_WHEEL, str(site)], cwd=work, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assets, fonts = map(int, run.stdout.split())
+    assert assets >= 5 and fonts >= 10  # index.html's favicon, style, app.js and KaTeX's css and js; KaTeX's fonts

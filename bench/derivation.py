@@ -80,8 +80,9 @@ def _cold(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def article_table(rounds: int) -> list[str]:
-    """The article's three expressions, the full derive() (proof and numeric check), interleaved rounds."""
+def article_table(rounds: int) -> tuple[list[str], dict[str, float]]:
+    """The article's three expressions, the full derive() (proof and numeric check), interleaved rounds;
+    and the median seconds of each."""
     names = [f"`derive({e!r}, {w!r})`" for e, w in ARTICLE]
     times: dict[str, list[float]] = {n: [] for n in names}
     proofs: dict[str, list[float]] = {n: [] for n in names}
@@ -97,6 +98,7 @@ def article_table(rounds: int) -> list[str]:
             proofs[name].append(d.proof.seconds)
             status[name] = d.proof.status
     rows = [[n, fmt_time(float(np.median(times[n]))), fmt_time(float(np.median(proofs[n]))), status[n]] for n in names]
+    medians = {f"{e} by {w}": float(np.median(times[n])) for (e, w), n in zip(ARTICLE, names, strict=True)}
     return [
         "#### The article's three expressions: `derive()` with proof and numeric check",
         "",
@@ -104,7 +106,7 @@ def article_table(rounds: int) -> list[str]:
         "",
         f"{rounds} interleaved round{'s' * (rounds != 1)}; SymPy's cache is cleared before every call (cold cost).",
         "",
-    ]
+    ], medians
 
 
 def _cpu_call(fn: Callable[[], object]) -> tuple[float, object]:
@@ -115,14 +117,16 @@ def _cpu_call(fn: Callable[[], object]) -> tuple[float, object]:
     return time.process_time() - t0, out
 
 
-def once_slow_table(rounds: int) -> list[str]:
-    """The derivations the proof-speed issue found slow, before (as it quoted them) and now."""
-    rows = []
+def once_slow_table(rounds: int) -> tuple[list[str], dict[str, float]]:
+    """The derivations the proof-speed issue found slow, before (as it quoted them) and now; and the CPU seconds
+    of each, by ``expression by variable`` (shapes given)."""
+    rows, seconds = [], {}
     for e, w, shapes, before in ONCE_SLOW:
         runs = [_cpu_call(lambda e=e, w=w, shapes=shapes: derive(e, w, shapes)) for _ in range(rounds)]
         d = runs[-1][1]
         exact = "exact" if d.proof.exact else f"probability ≥ 1 − 2^-{d.proof.bits}"
         shown = ", ".join(f"{n} {'×'.join(map(str, s))}" for n, s in (shapes or {}).items()) or "inferred"
+        seconds[f"{e} by {w}, {shown}"] = float(np.median([t for t, _ in runs]))
         rows.append([f"`{e}` by {w}", shown, "not finished after 15 min" if before is None else f"{before:g} s",
                      fmt_time(float(np.median([t for t, _ in runs]))), f"{d.proof.status} ({exact})",
                      shapes_text(d.proof.shapes)])  # fmt: skip
@@ -133,17 +137,19 @@ def once_slow_table(rounds: int) -> list[str]:
         "",
         f"Median of {rounds} cold call{'s' * (rounds != 1)}, CPU seconds of this process.",
         "",
-    ]
+    ], seconds
 
 
-def declared_table(rounds: int) -> list[str]:
-    """derive() with real sizes declared: the proof at small sizes, the numeric check at the declared ones."""
-    rows = []
+def declared_table(rounds: int) -> tuple[list[str], dict[str, float]]:
+    """derive() with real sizes declared: the proof at small sizes, the numeric check at the declared ones; and
+    the CPU seconds of each."""
+    rows, seconds = [], {}
     for e, w, shapes in DECLARED:
         runs = [_cpu_call(lambda e=e, w=w, shapes=shapes: derive(e, w, shapes)) for _ in range(rounds)]
         d = runs[-1][1]
         shown = ", ".join(f"{n} {'×'.join(map(str, s))}" for n, s in shapes.items())
         by = " and ".join(w) if isinstance(w, tuple) else w
+        seconds[f"{e} by {by}, {shown}"] = float(np.median([t for t, _ in runs]))
         near = "" if d.numeric.declared else " (near the declared)"
         proof = f"{d.proof.status} at {shapes_text(d.proof.shapes)}"
         rows.append([f"`{e}` by {by}", shown, fmt_time(float(np.median([t for t, _ in runs]))), proof,
@@ -153,7 +159,32 @@ def declared_table(rounds: int) -> list[str]:
         "",
         table(["derivation", "declared", "derive() CPU time", "proof", "numeric check at"], rows),
         "",
-    ]
+    ], seconds
+
+
+def identities_table() -> tuple[list[str], dict[str, float]]:
+    """Every identity of tests/test_identities.py through derive() (proof and numeric check), CPU time; the five
+    slowest are shown. Returns the lines and the seconds of each."""
+    from tests.test_identities import CASES
+
+    seconds = {}
+    for e, w, _claim, shapes, _text in CASES:
+        t, d = _cpu_call(lambda e=e, w=w, shapes=shapes: derive(e, w, shapes))
+        by = " and ".join(w) if isinstance(w, tuple | list) else w
+        seconds[f"{e} by {by}"] = t
+        assert d.proof.status == "proven", (e, w, d.proof.status)
+    slow = sorted(seconds.items(), key=lambda kv: -kv[1])[:5]
+    rows = [[f"`{name}`", fmt_time(t)] for name, t in slow]
+    return [
+        "#### The identities of `tests/test_identities.py`",
+        "",
+        f"{len(seconds)} identities, each through `derive()` once (cold, CPU time): total "
+        f"{fmt_time(sum(seconds.values()))}, median {fmt_time(float(np.median(list(seconds.values()))))}. "
+        "The five slowest:",
+        "",
+        table(["derivation", "derive() CPU time"], rows),
+        "",
+    ], seconds
 
 
 def scaling(sizes: Sequence[int], sympy_sizes: Sequence[int], rounds: Callable[[int], int]) -> Scaling:

@@ -88,6 +88,40 @@ def earlier(results: Sequence[Result], proof_seconds: Mapping[int, float]) -> li
     return out
 
 
+@dataclass(frozen=True)
+class DerivationCost:
+    """Seconds of derive() calls, by name: the article's (wall, cold), the once-slow, the declared-size and the
+    identity derivations (CPU); ‖Ax − b‖² proven at 64×64 (wall) and the growth exponent of that proof."""
+
+    article: Mapping[str, float]
+    once_slow: Mapping[str, float]
+    declared: Mapping[str, float]
+    identities: Mapping[str, float]
+    proof_64: float
+    growth: float
+
+
+def issue_12(c: DerivationCost) -> list[Target]:
+    """The proof-speed targets: the article's expressions < 50 ms each; the once-slow derivations < 1 s (the tiny
+    CNN < 5 s); real declared sizes < 5 s; ‖Ax − b‖² at 64×64 < 3 s growing no faster than n^2.1; identities < 2 s."""
+    out = []
+    for name, t in c.article.items():
+        out.append(_check(f"`derive()` of the article's {name} under 50 ms", [t * 1e3], lambda v: v < 50, "{:.1f} ms",
+                          [""]))  # fmt: skip
+    for name, t in c.once_slow.items():
+        limit = 5.0 if "conv2d" in name else 1.0
+        out.append(_check(f"once slow: {name} under {limit:g} s", [t], lambda v, m=limit: v < m, "{:.2f} s", [""]))
+    for name, t in c.declared.items():
+        out.append(_check(f"declared sizes: {name} under 5 s", [t], lambda v: v < 5, "{:.2f} s", [""]))
+    out.append(_check("‖Ax − b‖² proven at 64×64 under 3 s", [c.proof_64], lambda v: v < 3, "{:.2f} s", [""]))
+    out.append(_check("‖Ax − b‖² proof growth no worse than n^2.1", [c.growth], lambda v: v <= 2.1, "n^{:.2f}", [""]))
+    if c.identities:
+        name, worst = max(c.identities.items(), key=lambda kv: kv[1])
+        text = f"each of the {len(c.identities)} identities of tests/test_identities.py under 2 s (slowest: {name})"
+        out.append(_check(text, [worst], lambda v: v < 2, "{:.2f} s", [""]))
+    return out
+
+
 def lines(targets: Sequence[Target]) -> list[str]:
     box = {"PASS": "[x]", "MISS": "[ ]", "not measured": "[ ]"}
     return [f"- {box[t.verdict]} **{t.verdict}** — {t.text}: {t.figure}" for t in targets]

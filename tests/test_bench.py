@@ -63,6 +63,11 @@ def test_every_target_is_reported(smoke) -> None:
     small = sum(w.smoke.small for w in WORKLOADS)
     # per workload and size: careful numpy, jax.jit, peak memory; and the per-call overhead at small n
     assert len(targets.issue_15(r.results)) == 3 * len(r.results) + small
+    # the cost of deriving: each article expression, each once-slow and each declared-size derivation, the
+    # 64×64 proof and its growth (identities: full and quick runs only)
+    cost = [t for t in r.targets if t.text.startswith(("`derive()` of the article", "once slow", "declared sizes"))]
+    assert len(cost) == 3 + 8 + 5
+    assert any(t.text.startswith("‖Ax − b‖² proven at 64×64") for t in r.targets)
     assert all(t.verdict in ("PASS", "MISS", "not measured") for t in r.targets)
     assert text.count("** — ") == len(r.targets)
 

@@ -7,6 +7,8 @@ parser; see :mod:`derive.ops.shaping`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 from sympy.matrices.expressions import HadamardPower, HadamardProduct, MatrixExpr, OneMatrix
 
@@ -351,39 +353,34 @@ def _np_extremum(p, e: Node) -> tuple[str, int]:
     return p.call(f"np.{e.op}", *e.args)
 
 
-def _np_terms(p, e: Node) -> tuple[str, int]:
-    """A sum in numpy, with subtraction for negative terms."""
+def _terms(p, e: Node, scaled: Callable, lead: int) -> tuple[str, int]:
+    """A sum with subtraction for negative terms: x - (y - z), never x - y - z. ``scaled`` prints c * rest;
+    a first term that is negated is parenthesised when its precedence is at most ``lead``."""
     parts: list[str] = []
     for i, t in enumerate(flatten_add(e)):
         c, rest = split_coef(t)
         negative = c.is_negative is True
-        text, prec = _np_scaled(p, -c if negative else c, rest)
+        text, prec = scaled(p, -c if negative else c, rest)
         if negative and prec <= ADD:
             text, prec = p.paren(text), ATOM
         if i == 0:
-            parts.append(("-" + (p.paren(text) if prec <= UNARY else text)) if negative else text)
+            parts.append(("-" + (p.paren(text) if prec <= lead else text)) if negative else text)
         else:
             parts.append((" - " if negative else " + ") + text)
     return "".join(parts), ADD
+
+
+def _np_terms(p, e: Node) -> tuple[str, int]:
+    """A sum in numpy: -(a * b) keeps its parentheses, as Python's unary minus binds tighter than *."""
+    return _terms(p, e, _np_scaled, UNARY)
 
 
 # ----- printing: mathematics -----
 
 
 def _math_terms(p, e: Node) -> tuple[str, int]:
-    """A sum, with subtraction for negative terms."""
-    parts: list[str] = []
-    for i, t in enumerate(flatten_add(e)):
-        c, rest = split_coef(t)
-        negative = c.is_negative is True
-        text, prec = _math_scaled(p, -c if negative else c, rest)
-        if negative and prec <= ADD:  # x - (y - z), never x - y - z
-            text, prec = p.paren(text), ATOM
-        if i == 0:
-            parts.append(("-" + (p.paren(text) if prec <= ADD else text)) if negative else text)
-        else:
-            parts.append((" - " if negative else " + ") + text)
-    return "".join(parts), ADD
+    """A sum in mathematics: -a b needs no parentheses."""
+    return _terms(p, e, _math_scaled, ADD)
 
 
 def _is_hadamard(e: Node) -> bool:

@@ -35,7 +35,7 @@ from .prove import Proof, Sides, prove, shapes_text
 from .simplify import simplify, zeros
 from .tidy import tidy
 
-__all__ = ["Derivation", "derive", "load", "matrix_form"]
+__all__ = ["Derivation", "derive", "load", "matrix_form", "numpy_module"]
 
 SYMMETRIC_NOTE = (
     "By a symmetric {v}: the gradient is sym(G) = (G + Gᵀ)/2, which satisfies df = tr(Gᵀ dS) for every symmetric dS;"
@@ -126,11 +126,7 @@ class Derivation:
     def spec(self, vec_form: bool = False) -> Spec:
         if self.form is None:
             raise DeriveError(f"no numpy code without a matrix form: {self.note}")
-        declared = ""
-        if self.problem.sizes:
-            declared = ", ".join(f"{n} {shape_text(self.problem.at_declared(s))}" for n, s in self.shapes.items())
-        return Spec(self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention,
-                    vec_form, self.notes, declared)  # fmt: skip
+        return _spec(self.problem, self.wrt, self.kind, self.form, self.convention, self.notes, vec_form)
 
     def numpy_source(self, name: str = "f", vec_form: bool = False) -> str:
         """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`).
@@ -167,6 +163,32 @@ class Derivation:
 
 
 # ----- the pipeline -----
+
+
+def _spec(problem: Problem, wrt: tuple[str, ...], kind: Kind, form: Node, conv: str, notes: tuple[str, ...],
+          vec_form: bool) -> Spec:  # fmt: skip
+    declared = ""
+    if problem.sizes:
+        declared = ", ".join(f"{n} {shape_text(problem.at_declared(s))}" for n, s in problem.shapes.items())
+    return Spec(problem.source, problem.expr, form, kind, wrt, problem.shapes, conv, vec_form, notes, declared)
+
+
+def numpy_module(expr: str, wrt: str | Sequence[str], shapes: Mapping[str, Sequence[int | str]] | None = None,
+                 name: str = "f", *, symmetric: Sequence[str] = (), diagonal: Sequence[str] = (),
+                 vec_form: bool = False) -> str:  # fmt: skip
+    """The numpy module :func:`derive` generates for ``expr`` by ``wrt``, by the rules alone: no element-wise
+    proof and no numeric check. For tools that need only the code, at sizes too large to prove (benchmarks,
+    tests of the code itself); ``derive(...).numpy_source(name)`` is the same module, proven and checked.
+    Raises :class:`DeriveError` as :func:`derive` does, and when no rule gives a matrix form.
+    """
+    problem = parse(expr, shapes, structure=parse_structure(symmetric, diagonal))
+    names = _wrt(wrt, problem)
+    kind = kind_of(problem.expr.shape, names)
+    form, _, note = matrix_form(problem, names, kind)
+    if form is None:
+        raise DeriveError(f"no numpy code without a matrix form: {note}")
+    conv = convention(kind, None, problem.expr.shape, problem.shapes, names)
+    return module(_spec(problem, names, kind, form, conv, _notes(problem, names), vec_form), name)
 
 
 def derive(

@@ -16,14 +16,14 @@ __all__ = ["tiny_cnn_by_W", "grad_tiny_cnn_by_W", "tiny_cnn_by_W_and_grad"]
 
 def _softmax(z, axis=None):
     """exp(z) / sum(exp(z)) over ``axis`` (all entries if None), shifted by the maximum."""
-    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _logsumexp(z, axis=None):
     """log(sum(exp(z))) over ``axis`` (all entries if None), shifted by the maximum."""
-    m = np.max(z, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+    m = z.max(axis=axis, keepdims=True)
+    out = m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
     return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
 
 
@@ -35,10 +35,21 @@ def _log_softmax(z, axis=None):
 
 def _conv2d(x, k, c=None):
     """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
-    if x.ndim == 2:
-        return np.tensordot(sliding_window_view(x, k.shape), k, axes=([2, 3], [0, 1]))
-    windows = sliding_window_view(x, k.shape[2:], axis=(1, 2))  # (C, H', W', kh, kw), no copy
-    y = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))  # one GEMM, as im2col would do
+    return _conv2d_windows(_windows(x, k.shape[-2:]), k, c)
+
+
+def _windows(x, size):
+    """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
+    (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
+    v = sliding_window_view(x if x.ndim == 3 else x[None], size, axis=(1, 2))  # (C, H', W', kh, kw), a view
+    return v.transpose(0, 3, 4, 1, 2).reshape(-1, v.shape[1], v.shape[2])
+
+
+def _conv2d_windows(cols, k, c=None):
+    """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
+    y = np.tensordot(k.reshape(-1, cols.shape[0]), cols, axes=1)
+    if k.ndim == 2:
+        return y[0]
     return y if c is None else y + c[:, None, None]
 
 
@@ -53,7 +64,8 @@ def tiny_cnn_by_W(y, W, X, K):
 
     Shapes: y (m,), W (m, n*((k - p + 1)/2)*((l - q + 1)/2)), X (1, k, l), K (n, 1, p, q). Returns shape ().
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return tiny_cnn_by_W(np.ravel(y), W, X, K)
     return -(y @ _log_softmax(W @ _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()))
 
 
@@ -65,7 +77,8 @@ def grad_tiny_cnn_by_W(y, W, X, K):
     relu′(0) = 0 (the subgradient 0)
     max pooling: each window's gradient goes to its maximum; on a tie, to the first (numpy's argmax).
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return grad_tiny_cnn_by_W(np.ravel(y), W, X, K)
     t1 = _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()
     return np.outer(y.sum() * _softmax(W @ t1) - y, t1)
 
@@ -73,7 +86,8 @@ def grad_tiny_cnn_by_W(y, W, X, K):
 def tiny_cnn_by_W_and_grad(y, W, X, K):
     """(tiny_cnn_by_W, grad_tiny_cnn_by_W) together, sharing the work.
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return tiny_cnn_by_W_and_grad(np.ravel(y), W, X, K)
     t1 = _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()
     t2 = W @ t1
     return -(y @ _log_softmax(t2)), np.outer(y.sum() * _softmax(t2) - y, t1)

@@ -18,12 +18,17 @@ from ..ir import Node, ShapeError
 from ..prec import ATOM, HAD, MUL, POSTFIX
 from .algebra import (
     diagonal,
+    flatten,
     is_zero,
+    nonnegative,
+    product,
     pull_numbers,
     scale,
     split_coef,
     split_scalars,
     symmetric,
+    total,
+    transposed,
     with_scalars,
     zeros,
 )
@@ -276,11 +281,110 @@ def _simplify_kron(e: Node) -> Node:
 
 
 def _np_matmul(p, e: Node) -> tuple[str, int]:
+    """A chain of products in the cheapest order; diagonal factors as scalings of the rows or columns of a
+    neighbour (adjacent ones merged into one vector); Aᵀ diag(s) A with s ≥ 0 as SᵀS, S = diag(√s) A."""
     chain = _chain(e)
     inner_vector = any(f.ndim < 2 for f in chain[1:-1])  # x @ A @ x is not associative in shape
+    if len(chain) > 1 and not inner_vector and not any(f in p.names for f in _inner_products(e)):
+        spread = _distribute(p, chain)
+        if spread is not None:
+            return p.prec(spread)
     if len(chain) > 2 and not inner_vector and not any(f in p.names for f in _inner_products(e)):
-        return _pair(p, _cheapest(chain, p.size_hint))
+        chain = _merge_scalings(chain)
+        gram = _gram(p, chain)
+        if gram is not None:
+            return gram
+        if len(chain) > 2:
+            return _pair(p, _cheapest(chain, p.size_hint))
+        return _pair(p, node("matmul", *chain))
     return _pair(p, e)
+
+
+def _distribute(p, chain: list[Node]) -> Node | None:
+    """The chain with structured factors multiplied out: L (D - a bᵀ) R = L D R - (L a)(Rᵀ b)ᵀ, so that
+    neither a dense diagonal nor an outer product is built (L I R = L R). None when nothing is structured."""
+    for i, f in enumerate(chain):
+        if f in p.names:
+            continue
+        if f.op == "outer":
+            a, b = f.args
+            left = _product(chain[:i] + [a])
+            return node("outer", left, _product([b] + chain[i + 1 :]))
+        if f.op == "add" and any(_structured(split_coef(t)[1]) for t in flatten(f, "add")):
+            terms = []
+            for t in flatten(f, "add"):
+                c, core = split_coef(t)
+                rest = chain[:i] + ([] if core.op == "eye" else [core]) + chain[i + 1 :]
+                terms.append(scale(c, _product(rest)))
+            return total(terms)
+    return None
+
+
+def _structured(f: Node) -> bool:
+    return f.op in ("eye", "outer") or _is_scaling(f)
+
+
+def _product(factors: list[Node]) -> Node:
+    out = factors[0]
+    for f in factors[1:]:
+        out = node("matmul", out, f)
+    return out
+
+
+def _is_scaling(f: Node) -> bool:
+    return f.op == "diag" and f.args[0].ndim == 1
+
+
+def _merge_scalings(chain: list[Node]) -> list[Node]:
+    """diag(u) diag(v) -> diag(u ∘ v): one vector, one scaling pass."""
+    out: list[Node] = []
+    for f in chain:
+        if out and _is_scaling(f) and _is_scaling(out[-1]):
+            out[-1] = node("diag", node("mul", out[-1].args[0], f.args[0]))
+        else:
+            out.append(f)
+    return out
+
+
+def _gram(p, chain: list[Node]) -> tuple[str, int] | None:
+    """Aᵀ diag(s) A as ``_gram(h[:, None] * A)`` with h ∘ h = s (A diag(s) Aᵀ likewise): a symmetric
+    rank-k product, half the work of a general one. None unless s is known ≥ 0 (see ``half``)."""
+    if len(chain) != 3 or not _is_scaling(chain[1]) or chain[2].ndim != 2:
+        return None
+    left, d, right = chain
+    h = half(d.args[0])
+    if h is None:
+        return None
+    hv = p.wrap(h, POSTFIX)
+    if left == transposed(right):  # Aᵀ D A = (H A)ᵀ (H A)
+        return f"{p.use('_gram')}({hv}[:, None] * {p.wrap(right, MUL, strict=True)})", ATOM
+    if right == transposed(left):  # A D Aᵀ = (A H) (A H)ᵀ
+        return f"{p.use('_gram')}(({p.wrap(left, MUL)} * {p.wrap(h, MUL, strict=True)}).T)", ATOM
+    return None
+
+
+def half(s: Node) -> Node | None:
+    """A vector h with h ∘ h = s, when s is known ≥ 0: a factor that appears twice gives one copy
+    (y ∘ σ′ ∘ y -> y ∘ √σ′), an even power half its power; None when s may be negative."""
+    c, rest = split_coef(s)
+    root = sp.sqrt(c)
+    if c < 0 or not root.is_Rational:
+        return None
+    factors = [] if rest.op == "const" else flatten(rest, "mul")
+    out = [const(root)] if root != 1 else []
+    for f in dict.fromkeys(factors):
+        k = factors.count(f)
+        out += [f] * (k // 2)
+        if k % 2:
+            if f.op == "pow" and sp.S(f.attr).is_integer and sp.S(f.attr).is_even:
+                out.append(f.args[0] if f.attr == 2 else node("pow", f.args[0], attr=f.attr / 2))
+            elif nonnegative(f):
+                out.append(node("pow", f, attr=sp.Rational(1, 2)))
+            else:
+                return None
+    if not out or all(f.shape == () for f in out):
+        return None
+    return product(out)
 
 
 def _pair(p, e: Node) -> tuple[str, int]:
@@ -328,7 +432,9 @@ def _inner_products(e: Node) -> list[Node]:
 
 
 def _cheapest(factors: list[Node], size) -> Node:
-    """The product of ``factors`` grouped for the fewest multiplications (matrix-chain order)."""
+    """The product of ``factors`` grouped for the fewest multiplications (matrix-chain order); a diagonal
+    factor costs one scaling of its neighbour's entries."""
+    scalings = {i for i, f in enumerate(factors) if _is_scaling(f)}
     dims = []
     for i, f in enumerate(factors):
         if f.ndim == 1:
@@ -337,13 +443,19 @@ def _cheapest(factors: list[Node], size) -> Node:
             dims.append(f.shape)
     n = len(factors)
     q = [size(dims[0][0])] + [size(d[1]) for d in dims]
+
+    def step(i: int, k: int, j: int) -> int:
+        """The cost of multiplying the products of factors i..k and k+1..j."""
+        if (i == k and i in scalings) or (k + 1 == j and j in scalings):
+            return q[i] * q[j + 1]
+        return q[i] * q[k + 1] * q[j + 1]
+
     cost = [[0] * n for _ in range(n)]
     split = [[0] * n for _ in range(n)]
     for length in range(2, n + 1):
         for i in range(n - length + 1):
             j = i + length - 1
-            cost[i][j], split[i][j] = min((cost[i][k] + cost[k + 1][j] + q[i] * q[k + 1] * q[j + 1], k)
-                                          for k in range(i, j))  # fmt: skip
+            cost[i][j], split[i][j] = min((cost[i][k] + cost[k + 1][j] + step(i, k, j), k) for k in range(i, j))
 
     def build(i: int, j: int) -> Node:
         if i == j:
@@ -511,7 +623,7 @@ DEFINITIONS = (
         eval=lambda k, e, a: k.diag(a),
         simplify=_simplify_diag,
         transpose=lambda a: a if a.args[0].ndim == 1 else T(a),
-        numpy=lambda p, e: p.call("np.diag", e.args[0]),
+        numpy=lambda p, e: p.call("np.diag" if e.args[0].ndim == 1 else "np.diagonal", e.args[0]),
         math=_apply("diag"),
         sympy=lambda e, a: DiagMatrix(a) if e.args[0].ndim == 1 else DiagonalOf(a),
         syntax=(Call("diag", lambda args, kw: node("diag", args[0]), prefixes=NUMPY),),

@@ -3,10 +3,11 @@
 Derivative arrays follow ``jax.jacobian``: shape = the value's shape + the
 variable's shape (a gradient has the variable's shape, a Hessian by an
 n-vector is n x n). A vec-form Jacobian is computed as the Kronecker/vec
-matrix and reshaped (column-major) to that convention. Vector arguments
-may be 1-D or columns of shape (n, 1); a column's gradient is a column.
-Subexpressions used more than once are computed once. No size is written
-into the code: every dimension is read from an argument's shape.
+matrix and reshaped (column-major) to that convention. Arguments are numpy
+arrays; vector arguments may be 1-D or columns of shape (n, 1), and a
+column's gradient is a column. Subexpressions used more than once are
+computed once; no statement goes unused. No size is written into the code:
+every dimension is read from an argument's shape.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import numpy_helpers
-from .ir import Node, Shape, topo
+from .ir import Node, Shape, fold, topo
 from .layout import Kind, shape_text
 from .ops import OPS
 from .ops.build import node
@@ -105,12 +106,14 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str]) -> list[str]:
 
 
 def lowered(roots: list[Node]) -> list[Node]:
-    """``roots`` as generated code computes them: an op's ``lower`` piece (conv2d by X's window matrix,
-    max pooling by its argmax) is used where a part it introduces is shared (X ⋆ K and X ⋆ G by one
-    window matrix; the pool and its gradient by one argmax); elsewhere the op prints as itself."""
+    """``roots`` as generated code computes them. Each op's ``lower`` piece applies everywhere (a product
+    multiplied out over a diagonal); its ``share`` piece (conv2d by X's window matrix, max pooling by its
+    argmax) where a part it introduces is shared (X ⋆ K and X ⋆ G by one window matrix; the pool and its
+    gradient by one argmax); elsewhere such an op prints as itself."""
+    roots = [fold(r, _lower) for r in roots]
     order: list[Node] = []
-    full: dict[Node, Node] = {}  # each node with every op lowered
-    parts: dict[Node, set[Node]] = {}  # the parts a node's lowering introduces (windows(X), its argmax)
+    full: dict[Node, Node] = {}  # each node with every op's share piece applied
+    parts: dict[Node, set[Node]] = {}  # the parts that introduces (windows(X), an argmax)
     for r in roots:
         for n in topo(r):
             if n in full:
@@ -118,17 +121,22 @@ def lowered(roots: list[Node]) -> list[Node]:
             order.append(n)
             args = tuple(full[a] for a in n.args)
             out = n if args == n.args else node(n.op, *args, attr=n.attr)
-            low = OPS[n.op].lower
-            full[n] = low(out) if low is not None else out
+            share = OPS[n.op].share
+            full[n] = share(out) if share is not None else out
             parts[n] = set(full[n].args) - set(out.args)
     uses = Counter(part for n in order for part in parts[n])
     kept: dict[Node, Node] = {}
     for n in order:
         args = tuple(kept[a] for a in n.args)
         out = n if args == n.args else node(n.op, *args, attr=n.attr)
-        shared_part = any(uses[part] > 1 for part in parts[n])
-        kept[n] = OPS[n.op].lower(out) if shared_part else out
+        kept[n] = OPS[n.op].share(out) if any(uses[part] > 1 for part in parts[n]) else out
     return [kept[r] for r in roots]
+
+
+def _lower(n: Node, args: tuple[Node, ...]) -> Node:
+    out = n if args == n.args else node(n.op, *args, attr=n.attr)
+    low = OPS[out.op].lower
+    return low(out) if low is not None else out
 
 
 def _printed(roots: list[Node], temps: list[Node], spec: Spec):

@@ -2,7 +2,7 @@
 
 The code generator copies the source of each helper a module calls (and of
 the helpers those call) into the module, so a generated file needs only
-numpy. Helpers use only ``np`` and ``sliding_window_view``. Stable forms:
+numpy. Helpers use only ``np`` and ``as_strided`` (a read-only view). Stable forms:
 softmax and logsumexp subtract the maximum; sigmoid and its derivatives
 stay finite and accurate for large |z|.
 """
@@ -10,24 +10,29 @@ stay finite and accurate for large |z|.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 #: the import line a helper needs when its source uses one of these names
-IMPORTS = (("sliding_window_view", "from numpy.lib.stride_tricks import sliding_window_view"),)
+IMPORTS = (("as_strided", "from numpy.lib.stride_tricks import as_strided"),)
 
 
 def _sigmoid(z):
     """1 / (1 + exp(-z)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|z|) <= 1: one exponential, no overflow,
-    accurate in both tails."""
+    accurate in both tails; two arrays of z's size besides z."""
     e = np.exp(-np.abs(z))
-    return np.maximum(e, z >= 0) / (1 + e)
+    s = np.maximum(e, z >= 0)  # the numerator: 1 where z >= 0, else e
+    e += 1
+    s /= e
+    return s
 
 
 def _dsigmoid(z):
     """sigma'(z) = sigma(z) sigma(-z) = e / (1 + e)^2 with e = exp(-|z|): accurate in both tails."""
     e = np.exp(-np.abs(z))
-    d = 1 + e
-    return e / (d * d)
+    d = e + 1
+    d *= d
+    e /= d
+    return e
 
 
 def _d2sigmoid(z):
@@ -41,10 +46,13 @@ def _softplus(z):
 
 
 def _dtanh(z):
-    """tanh'(z) = 1 - tanh(z)^2 = sech(z)^2, accurate where tanh(z) rounds to 1."""
+    """tanh'(z) = 1 - tanh(z)^2 = 4 t / (1 + t)^2 with t = exp(-2|z|), accurate where tanh(z) rounds to 1."""
     t = np.exp(-2 * np.abs(z))
-    d = 1 + t
-    return 4 * t / (d * d)
+    d = t + 1
+    d *= d
+    t *= 4
+    t /= d
+    return t
 
 
 def _d2tanh(z):
@@ -109,13 +117,16 @@ def _conv2d_input_grad(g, k):
 def _windows(x, size):
     """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
     (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
-    v = sliding_window_view(x if x.ndim == 3 else x[None], size, axis=(1, 2))  # (C, H', W', kh, kw), a view
-    return v.transpose(0, 3, 4, 1, 2).reshape(-1, v.shape[1], v.shape[2])
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
 
 
 def _conv2d_windows(cols, k, c=None):
     """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
-    y = np.tensordot(k.reshape(-1, cols.shape[0]), cols, axes=1)
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
     if k.ndim == 2:
         return y[0]
     return y if c is None else y + c[:, None, None]
@@ -127,9 +138,13 @@ def _kernel_grad_windows(cols, g, kshape):
 
 
 def _maxpool(x, k):
-    """The maximum of each k x k window of the last two axes."""
-    *lead, h, w = x.shape
-    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))
+    """The maximum of each k x k window of the last two axes: k^2 - 1 element-wise maxima of strided views."""
+    out = x[..., ::k, ::k]
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                out = np.maximum(out, x[..., a::k, b::k])
+    return out
 
 
 def _maxpool_grad(x, g, k):
@@ -138,24 +153,29 @@ def _maxpool_grad(x, g, k):
 
 
 def _pool_argmax(x, k):
-    """Where each k x k window of the last two axes has its first maximum, as a flat index into those axes."""
-    *lead, h, w = x.shape
-    at = x.reshape(*lead, h // k, k, w // k, k).swapaxes(-3, -2).reshape(*lead, h // k, w // k, k * k).argmax(-1)
-    a, b = np.divmod(at, k)
-    return (np.arange(0, h, k)[:, None] + a) * w + np.arange(0, w, k) + b
+    """Where each k x k window of the last two axes has its first maximum (in row-major order within the
+    window, as numpy's argmax), as a flat index into x: one pass per window offset."""
+    corner = np.arange(x.size).reshape(x.shape)[..., ::k, ::k]
+    best, at = x[..., ::k, ::k].copy(), corner.copy()
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                v = x[..., a::k, b::k]
+                larger = v > best
+                np.copyto(best, v, where=larger)
+                np.copyto(at, corner + (a * x.shape[-1] + b), where=larger)
+    return at
 
 
 def _pool_pick(x, at):
-    """The entries of x at the flat indices ``at`` into its last two axes (the max pool at the argmax)."""
-    lead = x.shape[:-2]
-    return np.take_along_axis(x.reshape(*lead, -1), at.reshape(*lead, -1), axis=-1).reshape(at.shape)
+    """The entries of x at the flat indices ``at`` (the max pool, at each window's argmax)."""
+    return np.take(x, at)
 
 
 def _pool_route(at, g, shape):
-    """The adjoint of _pool_pick: each entry of g at its index ``at``, zeros elsewhere."""
-    lead = shape[:-2]
+    """The adjoint of _pool_pick: each entry of g at its flat index ``at``, zeros elsewhere."""
     out = np.zeros(shape)
-    np.put_along_axis(out.reshape(*lead, -1), at.reshape(*lead, -1), g.reshape(*lead, -1), axis=-1)
+    np.put(out, at, g)
     return out
 
 

@@ -15,16 +15,21 @@ __all__ = ["sigmoid_layer_by_x", "jac_sigmoid_layer_by_x", "sigmoid_layer_by_x_a
 
 def _sigmoid(z):
     """1 / (1 + exp(-z)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|z|) <= 1: one exponential, no overflow,
-    accurate in both tails."""
+    accurate in both tails; two arrays of z's size besides z."""
     e = np.exp(-np.abs(z))
-    return np.maximum(e, z >= 0) / (1 + e)
+    s = np.maximum(e, z >= 0)  # the numerator: 1 where z >= 0, else e
+    e += 1
+    s /= e
+    return s
 
 
 def _dsigmoid(z):
     """sigma'(z) = sigma(z) sigma(-z) = e / (1 + e)^2 with e = exp(-|z|): accurate in both tails."""
     e = np.exp(-np.abs(z))
-    d = 1 + e
-    return e / (d * d)
+    d = e + 1
+    d *= d
+    e /= d
+    return e
 
 
 def sigmoid_layer_by_x(W, x, b):

@@ -9,7 +9,7 @@ Gradient: the shape of K, (n, 1, p, q) (denominator layout).
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["tiny_cnn_by_K", "grad_tiny_cnn_by_K", "tiny_cnn_by_K_and_grad"]
 
@@ -41,13 +41,16 @@ def _conv2d(x, k, c=None):
 def _windows(x, size):
     """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
     (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
-    v = sliding_window_view(x if x.ndim == 3 else x[None], size, axis=(1, 2))  # (C, H', W', kh, kw), a view
-    return v.transpose(0, 3, 4, 1, 2).reshape(-1, v.shape[1], v.shape[2])
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
 
 
 def _conv2d_windows(cols, k, c=None):
     """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
-    y = np.tensordot(k.reshape(-1, cols.shape[0]), cols, axes=1)
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
     if k.ndim == 2:
         return y[0]
     return y if c is None else y + c[:, None, None]
@@ -59,30 +62,39 @@ def _kernel_grad_windows(cols, g, kshape):
 
 
 def _maxpool(x, k):
-    """The maximum of each k x k window of the last two axes."""
-    *lead, h, w = x.shape
-    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))
+    """The maximum of each k x k window of the last two axes: k^2 - 1 element-wise maxima of strided views."""
+    out = x[..., ::k, ::k]
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                out = np.maximum(out, x[..., a::k, b::k])
+    return out
 
 
 def _pool_argmax(x, k):
-    """Where each k x k window of the last two axes has its first maximum, as a flat index into those axes."""
-    *lead, h, w = x.shape
-    at = x.reshape(*lead, h // k, k, w // k, k).swapaxes(-3, -2).reshape(*lead, h // k, w // k, k * k).argmax(-1)
-    a, b = np.divmod(at, k)
-    return (np.arange(0, h, k)[:, None] + a) * w + np.arange(0, w, k) + b
+    """Where each k x k window of the last two axes has its first maximum (in row-major order within the
+    window, as numpy's argmax), as a flat index into x: one pass per window offset."""
+    corner = np.arange(x.size).reshape(x.shape)[..., ::k, ::k]
+    best, at = x[..., ::k, ::k].copy(), corner.copy()
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                v = x[..., a::k, b::k]
+                larger = v > best
+                np.copyto(best, v, where=larger)
+                np.copyto(at, corner + (a * x.shape[-1] + b), where=larger)
+    return at
 
 
 def _pool_pick(x, at):
-    """The entries of x at the flat indices ``at`` into its last two axes (the max pool at the argmax)."""
-    lead = x.shape[:-2]
-    return np.take_along_axis(x.reshape(*lead, -1), at.reshape(*lead, -1), axis=-1).reshape(at.shape)
+    """The entries of x at the flat indices ``at`` (the max pool, at each window's argmax)."""
+    return np.take(x, at)
 
 
 def _pool_route(at, g, shape):
-    """The adjoint of _pool_pick: each entry of g at its index ``at``, zeros elsewhere."""
-    lead = shape[:-2]
+    """The adjoint of _pool_pick: each entry of g at its flat index ``at``, zeros elsewhere."""
     out = np.zeros(shape)
-    np.put_along_axis(out.reshape(*lead, -1), at.reshape(*lead, -1), g.reshape(*lead, -1), axis=-1)
+    np.put(out, at, g)
     return out
 
 
@@ -110,7 +122,7 @@ def grad_tiny_cnn_by_K(y, W, X, K):
     t2 = _conv2d_windows(t1, K)
     t3 = np.maximum(t2, 0.0)
     t4 = _pool_argmax(t3, 2)
-    return _kernel_grad_windows(t1, _pool_route(t4, (W.T @ (y.sum() * _softmax(W @ _pool_pick(t3, t4).ravel()) - y)).reshape(t4.shape), t2.shape) * np.heaviside(t2, 0.0), K.shape)
+    return _kernel_grad_windows(t1, _pool_route(t4, (W.T @ (y.sum() * _softmax(W @ _pool_pick(t3, t4).ravel()) - y)).reshape(t4.shape), t2.shape) * (t2 > 0), K.shape)
 
 
 def tiny_cnn_by_K_and_grad(y, W, X, K):
@@ -123,4 +135,4 @@ def tiny_cnn_by_K_and_grad(y, W, X, K):
     t3 = np.maximum(t2, 0.0)
     t4 = _pool_argmax(t3, 2)
     t5 = W @ _pool_pick(t3, t4).ravel()
-    return -(y @ _log_softmax(t5)), _kernel_grad_windows(t1, _pool_route(t4, (W.T @ (y.sum() * _softmax(t5) - y)).reshape(t4.shape), t2.shape) * np.heaviside(t2, 0.0), K.shape)
+    return -(y @ _log_softmax(t5)), _kernel_grad_windows(t1, _pool_route(t4, (W.T @ (y.sum() * _softmax(t5) - y)).reshape(t4.shape), t2.shape) * (t2 > 0), K.shape)

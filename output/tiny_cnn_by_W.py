@@ -9,7 +9,7 @@ Gradient: the shape of W, (m, n*(k/2 - p/2 + 1/2)*(l/2 - q/2 + 1/2)) (denominato
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["tiny_cnn_by_W", "grad_tiny_cnn_by_W", "tiny_cnn_by_W_and_grad"]
 
@@ -41,22 +41,29 @@ def _conv2d(x, k, c=None):
 def _windows(x, size):
     """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
     (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
-    v = sliding_window_view(x if x.ndim == 3 else x[None], size, axis=(1, 2))  # (C, H', W', kh, kw), a view
-    return v.transpose(0, 3, 4, 1, 2).reshape(-1, v.shape[1], v.shape[2])
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
 
 
 def _conv2d_windows(cols, k, c=None):
     """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
-    y = np.tensordot(k.reshape(-1, cols.shape[0]), cols, axes=1)
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
     if k.ndim == 2:
         return y[0]
     return y if c is None else y + c[:, None, None]
 
 
 def _maxpool(x, k):
-    """The maximum of each k x k window of the last two axes."""
-    *lead, h, w = x.shape
-    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))
+    """The maximum of each k x k window of the last two axes: k^2 - 1 element-wise maxima of strided views."""
+    out = x[..., ::k, ::k]
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                out = np.maximum(out, x[..., a::k, b::k])
+    return out
 
 
 def tiny_cnn_by_W(y, W, X, K):

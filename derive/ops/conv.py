@@ -180,26 +180,26 @@ def _spatial_sum_eval(k, e: Node, g):
     return np.array([k.add_all(list(g[f].ravel())) for f in range(g.shape[0])], dtype=object)
 
 
-# ----- lowering: the parts generated code shares -----
+# ----- sharing: the parts generated code computes once -----
 
-_CODE = Gap("a part of generated code only (made by lowering), never of a formula")
+_CODE = Gap("a part of generated code only (made to be shared), never of a formula")
 
 
-def _lower_conv(e: Node) -> Node:
+def _share_conv(e: Node) -> Node:
     """X ⋆ K as one product with X's window matrix, which X ⋆ G (a kernel gradient) shares."""
     return node("conv2d_windows", node("windows", e.args[0], attr=tuple(e.args[1].shape[-2:])), *e.args[1:])
 
 
-def _lower_kernel_grad(e: Node) -> Node:
+def _share_kernel_grad(e: Node) -> Node:
     return node("kernel_grad_windows", node("windows", e.args[0], attr=tuple(e.attr[-2:])), e.args[1], attr=e.attr)
 
 
-def _lower_maxpool(e: Node) -> Node:
+def _share_maxpool(e: Node) -> Node:
     """The pooled entries picked at each window's argmax, which the pool's gradient routes by."""
     return node("pool_pick", e.args[0], node("pool_argmax", e.args[0], attr=e.attr))
 
 
-def _lower_maxpool_grad(e: Node) -> Node:
+def _share_maxpool_grad(e: Node) -> Node:
     x, g = e.args
     return node("pool_route", node("pool_argmax", x, attr=e.attr), g, attr=tuple(x.shape))
 
@@ -276,7 +276,7 @@ DEFINITIONS = (
         jac=_conv_jac,
         eval=_conv_eval,
         numpy=lambda p, e: p.call(p.use("_conv2d"), *e.args),
-        lower=_lower_conv,
+        share=_share_conv,
         math=_math_conv,
         sympy=Gap("SymPy has no convolution matrix expression"),
         syntax=(Call("conv2d", _conv_call, arity=(2, 3)),),
@@ -290,7 +290,7 @@ DEFINITIONS = (
         eval=_kernel_grad_eval,
         simplify=lambda e: pull_numbers(e, (1,)),
         numpy=lambda p, e: p.call(p.use("_conv2d_kernel_grad"), *e.args),
-        lower=_lower_kernel_grad,
+        share=_share_kernel_grad,
         math=lambda p, e: (f"{p.wrap(e.args[0], MUL, strict=True)}{p.STAR}{p.wrap(e.args[1], MUL, strict=True)}", HAD),
         sympy=Gap("SymPy has no convolution matrix expression"),
     ),
@@ -348,7 +348,7 @@ DEFINITIONS = (
         jac=Gap("no vec Jacobian for max pooling; its uses are differentiated"),
         eval=_maxpool_eval,
         numpy=lambda p, e: (f"{p.use('_maxpool')}({p.doprint(e.args[0])}, {e.attr})", ATOM),
-        lower=_lower_maxpool,
+        share=_share_maxpool,
         math=lambda p, e: (p.apply(_sub_op(p, "maxpool", e.attr), p.doprint(e.args[0])), ATOM),
         sympy=Gap("SymPy has no max-pooling matrix expression"),
         syntax=(Call("maxpool", _maxpool_call, arity=(2,), numbers=(1,)),),
@@ -365,7 +365,7 @@ DEFINITIONS = (
             f"{p.use('_maxpool_grad')}({p.doprint(e.args[0])}, {p.doprint(e.args[1])}, {e.attr})",
             ATOM,
         ),
-        lower=_lower_maxpool_grad,
+        share=_share_maxpool_grad,
         math=lambda p, e: (
             p.apply(_sub_op(p, "unpool", e.attr), f"{p.doprint(e.args[1])}; {p.doprint(e.args[0])}"),
             ATOM,

@@ -140,6 +140,8 @@ class Fn:
     - ``written(a, order)``: the written-out form of a derivative (sigma (1 - sigma))
       for ``primes=False``; None keeps the prime.
     - ``calls``/``prefixes``: how users write it; ``note``: its convention, if any.
+    - ``mask``: code (with ``{}``) for the value as a boolean array, used as a factor of a product with a
+      float array (``g * (z > 0)``: numpy casts it; a pass cheaper than ``np.heaviside``).
     - ``nonnegative``: the orders whose values are ≥ 0 everywhere (σ and σ′, exp): generated code
       may take their square root (Aᵀ diag(s) A = SᵀS with S = diag(√s) A).
     """
@@ -157,6 +159,7 @@ class Fn:
     written: Callable[[Node, int], Node | None] = lambda a, order: None
     note: str = ""
     nonnegative: tuple[int, ...] = ()
+    mask: str = ""
 
 
 def _primed(name: str) -> Deriv:
@@ -220,7 +223,8 @@ FUNCTIONS: MappingProxyType[str, Fn] = MappingProxyType(
                r"\operatorname{relu}", "relu", relu, calls=("relu",), note="relu′(0) = 0 (the subgradient 0)",
                nonnegative=(0,)),
             Fn("step", lambda s, x: s.step(x), lambda a, k: None, ("np.heaviside({}, 0.0)",),
-               r"\operatorname{step}", "step", step, calls=("step",), nonnegative=(0,)),
+               r"\operatorname{step}", "step", step, calls=("step",), nonnegative=(0,),
+               mask="({} > 0)"),
             Fn("heaviside", lambda s, x: s.step(x), lambda a, k: None, ("np.heaviside({}, 0.5)",), "H", "H",
                heaviside, nonnegative=(0,)),
             Fn("abs", lambda s, x: x * (2 * s.step(x) - 1), lambda a, k: fn("sign", a), ("np.abs",),

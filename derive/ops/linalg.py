@@ -285,10 +285,6 @@ def _np_matmul(p, e: Node) -> tuple[str, int]:
     neighbour (adjacent ones merged into one vector); Aᵀ diag(s) A with s ≥ 0 as SᵀS, S = diag(√s) A."""
     chain = _chain(e)
     inner_vector = any(f.ndim < 2 for f in chain[1:-1])  # x @ A @ x is not associative in shape
-    if len(chain) > 1 and not inner_vector and not any(f in p.names for f in _inner_products(e)):
-        spread = _distribute(p, chain)
-        if spread is not None:
-            return p.prec(spread)
     if len(chain) > 2 and not inner_vector and not any(f in p.names for f in _inner_products(e)):
         chain = _merge_scalings(chain)
         gram = _gram(p, chain)
@@ -300,35 +296,42 @@ def _np_matmul(p, e: Node) -> tuple[str, int]:
     return _pair(p, e)
 
 
-def _distribute(p, chain: list[Node]) -> Node | None:
-    """The chain with structured factors multiplied out: L (D - a bᵀ) R = L D R - (L a)(Rᵀ b)ᵀ, so that
-    neither a dense diagonal nor an outer product is built (L I R = L R). None when nothing is structured."""
-    for i, f in enumerate(chain):
-        if f in p.names:
-            continue
-        if f.op == "outer":
-            a, b = f.args
-            left = _product(chain[:i] + [a])
-            return node("outer", left, _product([b] + chain[i + 1 :]))
-        if f.op == "add" and any(_structured(split_coef(t)[1]) for t in flatten(f, "add")):
-            terms = []
-            for t in flatten(f, "add"):
+def _lower_matmul(e: Node) -> Node:
+    """The product multiplied out where an operand is a sum with a diagonal, I or outer term (or a product
+    with one), and an outer product taken apart: Aᵀ(diag(p) - p pᵀ)A = Aᵀ diag(p) A - (Aᵀp)(Aᵀp)ᵀ, so
+    that generated code builds neither a dense diagonal nor an outer product it only multiplies."""
+    a, b = e.args
+    if b.op == "ones" and b.ndim == 1:  # diag(v) 1 = v; vᵀ 1 = sum(v)
+        if _is_scaling(a):
+            return a.args[0]
+        if a.ndim == 1:
+            return node("sum", a)
+    for i, f in enumerate(e.args):
+        terms = flatten(f, "add") if f.op == "add" else []
+        if terms and all(t.shape == f.shape for t in terms) and any(_structured(t) for t in terms):
+            out = []
+            for t in terms:
                 c, core = split_coef(t)
-                rest = chain[:i] + ([] if core.op == "eye" else [core]) + chain[i + 1 :]
-                terms.append(scale(c, _product(rest)))
-            return total(terms)
-    return None
+                if core.op == "eye":
+                    out.append(scale(c, e.args[1 - i]))
+                else:
+                    out.append(scale(c, _lower_matmul(node("matmul", *((core, b) if i == 0 else (a, core))))))
+            return total(out)
+    if a.op == "outer":  # a1 a2ᵀ B = a1 (Bᵀ a2)ᵀ; a1 a2ᵀ v = (a2ᵀ v) a1
+        right = _lower_matmul(node("matmul", a.args[1], b))
+        return node("mul", right, a.args[0]) if right.ndim == 0 else node("outer", a.args[0], right)
+    if b.op == "outer":  # A b1 b2ᵀ = (A b1) b2ᵀ; vᵀ b1 b2ᵀ = (vᵀ b1) b2ᵀ
+        left = _lower_matmul(node("matmul", a, b.args[0]))
+        return node("mul", left, b.args[1]) if left.ndim == 0 else node("outer", left, b.args[1])
+    return e
 
 
-def _structured(f: Node) -> bool:
-    return f.op in ("eye", "outer") or _is_scaling(f)
-
-
-def _product(factors: list[Node]) -> Node:
-    out = factors[0]
-    for f in factors[1:]:
-        out = node("matmul", out, f)
-    return out
+def _structured(t: Node) -> bool:
+    """A diagonal, I or outer term, or a product with such a factor."""
+    core = split_coef(t)[1]
+    if core.op == "matmul":
+        return any(_structured(f) for f in flatten(core, "matmul"))
+    return core.op in ("eye", "outer") or _is_scaling(core)
 
 
 def _is_scaling(f: Node) -> bool:
@@ -388,8 +391,18 @@ def half(s: Node) -> Node | None:
 
 
 def _pair(p, e: Node) -> tuple[str, int]:
+    """One product of the chain, its operands printed with it as their parent (a regrouped chain's
+    products are not the tree's own nodes)."""
     if e.op != "matmul" or e in p.names:
         return p.prec(e)
+    p.stack.append(e)
+    try:
+        return _pair_text(p, e)
+    finally:
+        p.stack.pop()
+
+
+def _pair_text(p, e: Node) -> tuple[str, int]:
     a, b = e.args
     if a.op == "diag" and a.args[0].ndim == 1:  # diag(v) @ M: scale rows, build no diagonal
         v = p.wrap(a.args[0], POSTFIX)
@@ -539,6 +552,7 @@ DEFINITIONS = (
         simplify=_simplify_matmul,
         transpose=lambda a: mm(T(a.args[1]), T(a.args[0])),
         numpy=_np_matmul,
+        lower=_lower_matmul,
         math=_math_matmul,
         sympy=_sympy_matmul,
         syntax=(

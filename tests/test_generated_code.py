@@ -261,3 +261,36 @@ def test_one_dimensional_vectors_pay_one_test_and_columns_still_work() -> None:
     np.testing.assert_allclose(mod.grad_f(A, x[:, None], b[:, None]), g[:, None])  # a column's gradient
     value, col = mod.f_and_grad(A, x[:, None], b)
     assert col.shape == (3, 1) and np.isclose(value, mod.f(A, x, b))
+
+
+def test_a_product_is_multiplied_out_over_a_diagonal_and_its_parts_are_computed_once() -> None:
+    # (diag(p) - p pᵀ) r = p ∘ r - (pᵀ r) p: no m x m matrix, and r = (Aᵀ + A) p computed once
+    body = _body(numpy_module("softmax(x) @ A @ softmax(x)", "x"), "grad_f")
+    assert "np.diag" not in body and "np.outer" not in body and body.count("(A.T + A) @") == 1
+    # Aᵀ(diag(p) - p pᵀ)A = Aᵀ diag(p) A - (Aᵀ p)(Aᵀ p)ᵀ: a symmetric product and a rank-one term
+    body = _body(numpy_module("logsumexp(A @ x)", ("x", "x")), "hess_f")
+    assert "_gram(" in body and "np.diag" not in body
+
+
+def test_relu_derivative_is_a_mask_inside_a_product_and_a_float_array_alone() -> None:
+    assert "(t1 > 0) * w2" in _body(numpy_module("sum(relu(X @ W1 + b1) @ w2)", "W1"), "f_and_grad")
+    mod = load(numpy_module("relu(x)", "x"))
+    J = mod.jac_f(np.array([1.0, -1.0]))
+    assert J.dtype == np.float64 and J.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+
+
+def test_square_roots_for_the_symmetric_product_only_where_the_scaling_is_known_nonnegative() -> None:
+    from derive.ops.build import const, fn, node, var
+    from derive.ops.linalg import half
+    from derive.printing import TextPrinter
+
+    y, z = var("y", (3,)), var("z", (3,))
+    ds = fn("sigmoid", z, 1)
+    show = lambda e: None if e is None else TextPrinter().doprint(e)  # noqa: E731
+    assert show(half(node("mul", node("mul", y, ds), y))) == "y ∘ sqrt(σ′(z))"  # y ∘ σ′ ∘ y
+    assert show(half(node("pow", z, attr=2))) == "z"  # z²: z itself (the sign cancels in SᵀS)
+    assert show(half(node("mul", const(4), fn("exp", z)))) == "2 sqrt(exp(z))"
+    assert half(z) is None  # z may be negative
+    assert half(fn("sigmoid", z, 2)) is None  # σ″ changes sign
+    assert half(node("mul", const(-1), ds)) is None
+    assert half(node("mul", const(2), ds)) is None  # √2 is not written as a number

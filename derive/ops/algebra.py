@@ -179,7 +179,7 @@ def nonnegative(e: Node) -> bool:
 
     op = e.op
     if op == "const":
-        return bool(e.attr >= 0)
+        return sp.S(e.attr).is_nonnegative is True
     if op in ("ones", "eye", "size", "norm", "softmax"):
         return True
     if op == "fn":

@@ -350,20 +350,17 @@ def _merge_scalings(chain: list[Node]) -> list[Node]:
 
 
 def _gram(p, chain: list[Node]) -> tuple[str, int] | None:
-    """Aᵀ diag(s) A as ``_gram(h[:, None] * A)`` with h ∘ h = s (A diag(s) Aᵀ likewise): a symmetric
-    rank-k product, half the work of a general one. None unless s is known ≥ 0 (see ``half``)."""
+    """Bᵀ diag(s) B as ``_gram(h[:, None] * B)`` with h ∘ h = s (B = A or Aᵀ): a symmetric rank-k product,
+    half the work of a general one. None unless s is known ≥ 0 (see ``half``)."""
     if len(chain) != 3 or not _is_scaling(chain[1]) or chain[2].ndim != 2:
         return None
     left, d, right = chain
     h = half(d.args[0])
     if h is None:
         return None
-    hv = p.wrap(h, POSTFIX)
-    if left == transposed(right):  # Aᵀ D A = (H A)ᵀ (H A)
-        return f"{p.use('_gram')}({hv}[:, None] * {p.wrap(right, MUL, strict=True)})", ATOM
-    if right == transposed(left):  # A D Aᵀ = (A H) (A H)ᵀ
-        return f"{p.use('_gram')}(({p.wrap(left, MUL)} * {p.wrap(h, MUL, strict=True)}).T)", ATOM
-    return None
+    if left != transposed(right):  # Bᵀ D B, with B = A or B = Aᵀ (A D Aᵀ)
+        return None
+    return f"{p.use('_gram')}({p.wrap(h, POSTFIX)}[:, None] * {p.wrap(right, MUL, strict=True)})", ATOM
 
 
 def half(s: Node) -> Node | None:
@@ -371,7 +368,7 @@ def half(s: Node) -> Node | None:
     (y ∘ σ′ ∘ y -> y ∘ √σ′), an even power half its power; None when s may be negative."""
     c, rest = split_coef(s)
     root = sp.sqrt(c)
-    if c < 0 or not root.is_Rational:
+    if c.is_nonnegative is not True or not root.is_Rational:
         return None
     factors = [] if rest.op == "const" else flatten(rest, "mul")
     out = [const(root)] if root != 1 else []

@@ -215,10 +215,6 @@ def _conv_windows_shape(args, attr, eq):
     return ((k.shape[0],) if k.ndim == 4 else ()) + tuple(cols.shape[1:])
 
 
-def _pool_argmax_shape(args, attr, eq):
-    return _maxpool_shape(args, attr, eq)
-
-
 def _code_only(name: str, shape, numpy, identity: str) -> Op:
     return Op(name, shape=shape, identity=identity, vjp=_CODE, jac=_CODE, eval=_CODE, numpy=numpy, math=_CODE,
               sympy=_CODE)  # fmt: skip
@@ -392,9 +388,9 @@ DEFINITIONS = (
     ),
     _code_only(
         "pool_argmax",
-        _pool_argmax_shape,
+        _maxpool_shape,
         _np_helper("_pool_argmax", attr_int=True),
-        "where each k x k window has its first maximum, as a flat index into the last two axes",
+        "where each k x k window of X has its first maximum, as a flat index into X",
     ),
     _code_only(
         "pool_pick",

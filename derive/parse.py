@@ -271,6 +271,11 @@ class _Walker:
         if name in self.scalars:
             return ()
         if name in self.structure:  # symmetric and diagonal matrices are square
+            if name[0].islower():
+                raise DeriveError(
+                    f"'{name}' is declared {self.structure[name]}, so it must be a square matrix; a"
+                    f" lower-case name is a vector unless its shape is declared (--shape {name}=n,n)"
+                )
             d = sp.Dummy(f"{name}0")
             self.dims.owner[d] = f"{name}'s axes"
             return (d, d)
@@ -593,6 +598,17 @@ def _depth(tree: ast.AST) -> int:
     return deepest
 
 
+def _show(value: object, limit: int = 40) -> str:
+    """A user's value for a message: its repr, cut when long; a huge integer is not written out."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to convert to text, inside a tuple
+        text = f"a {type(value).__name__} with a huge integer"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, Shape]:
     """Validate user shapes: names to tuples of positive ints or dimension names."""
     out: dict[str, Shape] = {}
@@ -604,7 +620,7 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
         if isinstance(dims, int | str | sp.Basic):
             dims = (dims,)
         if not isinstance(dims, Sequence) or isinstance(dims, bytes) or len(dims) > 4:
-            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {dims!r}"[:200])
+            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {_show(dims)}")
         shape = []
         for d in dims:
             if isinstance(d, sp.Basic) and not d.is_Integer and not d.is_Symbol:
@@ -615,11 +631,11 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
             if isinstance(d, sp.Basic):
                 d = int(d) if d.is_Integer else str(d)
             if isinstance(d, bool) or not isinstance(d, int | str):
-                raise DeriveError(f"shape of '{name}': {d!r} is neither a size nor a dimension name"[:200])
+                raise DeriveError(f"shape of '{name}': {_show(d)} is neither a size nor a dimension name")
             if isinstance(d, int) and not 1 <= d <= MAX_DIM:
-                raise DeriveError(f"shape of '{name}': size {str(d)[:20]} is out of range (1 to {MAX_DIM})")
+                raise DeriveError(f"shape of '{name}': size {_show(d)} is out of range (1 to {MAX_DIM})")
             if isinstance(d, str) and not _NAME.match(d):
-                raise DeriveError(f"shape of '{name}': {d[:40]!r} is not a dimension name")
+                raise DeriveError(f"shape of '{name}': {_show(d)} is not a dimension name")
             shape.append(sp.Integer(d) if isinstance(d, int) else dim(d))
         out[name] = tuple(shape)
     return out
@@ -784,5 +800,6 @@ def _choices(tree: ast.AST, w: _Walker, inferred: tuple[str, ...], scalars: set[
     if not out:
         return ()
     names = ", ".join(f"'{n}'" for n in out)
-    return (f"{names} taken as vector{'s' if len(out) > 1 else ''} of one length; the expression allows a scalar"
-            f" too (declare it, e.g. --shape {out[0]}= or shapes={{'{out[0]}': ()}}, for a scalar)",)  # fmt: skip
+    plural = "s" if len(out) > 1 else ""
+    return (f"{names} taken as vector{plural} of one length; the expression allows a scalar too (declare"
+            f" '{out[0]}' with an empty shape for a scalar: --shape {out[0]}= on the command line)",)  # fmt: skip

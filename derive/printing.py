@@ -394,7 +394,7 @@ def repeated_parts(roots: list[Node], taken: set[str], printer: MathPrinter) -> 
     """Short names for the parts of ``roots`` written more than once: (diag(p) - p pᵀ) W, where p = softmax(W x).
 
     A part is named when it occurs at least twice (as written out, not merely shared), is a function
-    application or a compound product or sum, and is longer than a few characters. Names avoid
+    application or a compound product or sum, and is long (10 characters) or occurs three times. Names avoid
     ``taken`` (the expression's variables); vectors are lower-case, matrices upper-case.
     """
     count: dict[Node, int] = {}
@@ -410,8 +410,9 @@ def repeated_parts(roots: list[Node], taken: set[str], printer: MathPrinter) -> 
     used = {t.lower() for t in taken}
     order = [n for n in reversed(topo_all(roots)) if count.get(n, 0) > 1]
     for n in order:
-        if n.op not in NAMEABLE or n.ndim == 0 or len(printer.doprint(n)) < 7:
-            continue
+        size = len(printer.doprint(n))
+        if n.op not in NAMEABLE or n.ndim == 0 or size < 7 or (count[n] < 3 and size < 10):
+            continue  # short parts written twice read best inline: (S x - y) xᵀ + x(S x - y)ᵀ
         if any(n in _subtree_once(m) for m in names):  # already inside a named part
             continue
         kind = n.attr[0] if n.op == "fn" else n.op

@@ -30,11 +30,12 @@ import numpy as np
 import sympy as sp
 
 from .context import Budget, OutOfTime
-from .domains import DomainError, ExactDomain, Fp, ModularDomain, P, TooBig, exact_backend
+from .domains import DomainError, ExactDomain, Fp, ModularDomain, P, TooBig
 from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded, sympy_jacobian
 from .ir import Node
 
 TARGET_BITS = 60  # a probabilistic proof is reported once its error bound is below 2^-60
+RAISE = "raise it with --max-seconds, or derive(..., max_seconds=...)"
 
 
 @dataclass(frozen=True)
@@ -128,16 +129,7 @@ def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, 
 def _modular_round(s: Sides, ents: Entries, seed: int) -> tuple[list[tuple[int, ...]], int, ModularDomain]:
     """(indices that differ, log2 of the error bound, the domain) at one random point mod p."""
     dom = ModularDomain(seed)
-    values = {}
-    for name, lab in ents.labels.items():
-        arr = np.empty(lab.shape, dtype=object)
-        point = {}
-        for idx in np.ndindex(*lab.shape):
-            if ents.free[name][idx] is None:
-                arr[idx] = Fp(0)
-            else:
-                arr[idx] = point.setdefault(lab[idx], dom.point())
-        values[name] = arr
+    values = ents.fill(lambda label: dom.point(), Fp(0))
     want, got = _sides(s, ents, values, dom, Fp(1), Fp(0))
     bad, degree = [], 1
     for idx in np.ndindex(*want.shape):
@@ -150,18 +142,14 @@ def _modular_round(s: Sides, ents: Entries, seed: int) -> tuple[list[tuple[int, 
     return bad, math.ceil(bits - math.log2(P)), dom
 
 
-def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> list[tuple[int, ...]]:
-    """Indices whose difference is not zero as a rational function (exact)."""
+def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> tuple[list[tuple[int, ...]], str]:
+    """(indices whose difference is not zero as a rational function, the library that did the algebra)."""
     labels = _labels(ents)
     dom = ExactDomain(labels, atoms, budget)
-    values = {}
-    for name, lab in ents.labels.items():
-        arr = np.empty(lab.shape, dtype=object)
-        for idx in np.ndindex(*lab.shape):
-            arr[idx] = dom.const(0) if ents.free[name][idx] is None else dom.variable(lab[idx])
-        values[name] = arr
+    values = ents.fill(dom.variable, dom.const(0))
     want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0))
-    return [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+    wrong = [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+    return wrong, dom.ring.name
 
 
 def _confirm(s: Sides, bad: Sequence[tuple[int, ...]], seed: int) -> tuple[list[Mismatch], bool]:
@@ -213,7 +201,8 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
                 break
             bits += b
     except OutOfTime:
-        return done("not finished", f"the time budget ({budget.seconds:g} s) ran out before the first check finished")
+        return done("not finished", f"not finished in {budget.seconds:g} s of CPU time: the time budget ran out before"
+                    f" the first check finished ({RAISE})")  # fmt: skip
     if dom is None:
         return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
                     " undefined everywhere)", undefined=True)  # fmt: skip
@@ -230,13 +219,13 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         " (Schwartz-Zippel)"
     )
     try:
-        wrong = _exact(s, ents, dom.atoms + 8, budget)
+        wrong, backend = _exact(s, ents, dom.atoms + 8, budget)
     except OutOfTime:
-        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s", bits=-bits)
+        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
+                    bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
         return done("proven", modular + f"; the exact check stopped: {e}", bits=-bits)
     if not wrong:
-        backend = "python-flint" if exact_backend() == "flint" else "SymPy's polynomials"
         return done("proven", "the matrix form equals the element-wise derivative (the scalar chain rule entry by"
                     f" entry), exactly: equal as rational functions ({backend})", exact=True)  # fmt: skip
     return done("proven", modular + "; exactly, some entries need an identity between exp, log or root terms",

@@ -192,3 +192,13 @@ def test_jupyter_display() -> None:
     d = derive("norm(A @ x - b)**2", "x")
     assert d._repr_latex_() == "$$2 A^{\\top} \\left(A \\mathbf{x} - \\mathbf{b}\\right)$$"
     assert "proven" in d._repr_markdown_()
+
+
+def test_repr_is_one_short_line() -> None:
+    d = derive("norm(A @ x - b)**2", "x")
+    assert repr(d) == "Derivation('norm(A @ x - b)**2', wrt='x', status='proven')"
+    h = derive("norm(A @ x - b)**2", ("x", "x"))
+    assert repr(h) == "Derivation('norm(A @ x - b)**2', wrt=('x', 'x'), status='proven')"
+    long = derive(" + ".join(["sum(x)"] * 20), "x")
+    assert "\n" not in repr(long) and len(repr(long)) < 120
+    assert repr(derive("sum(kron(x, x))", "x")).endswith("status='no matrix form')")

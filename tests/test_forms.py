@@ -58,6 +58,12 @@ def test_symmetry_is_used(expr: str, wrt: str, kw: dict, text: str) -> None:
     assert proven(expr, wrt, **kw) == text
 
 
+@pytest.mark.parametrize(("layout", "text"), [("numerator", "K(m,n)"), ("denominator", "K(n,m)")])
+def test_the_commutation_matrix_is_not_symmetric(layout: str, text: str) -> None:
+    # vec(dX^T) = K(m,n) vec(dX) for X m x n; its transpose is K(n,m), a different matrix unless m = n
+    assert proven("A.T", "A", layout=layout) == text
+
+
 # ----- quotients: one fraction, ⊘, and sigma where it hides -----
 
 
@@ -168,3 +174,38 @@ def test_precedence(e, text: str, why: str) -> None:
     latex = LatexPrinter().doprint(e)
     assert latex.count("\\left(") == latex.count("\\right)")
     assert (text.count("(") > 0) == ("\\left(" in latex or "\\frac" in latex or "(" in latex)
+
+
+# ----- the same families in LaTeX -----
+
+LATEX = [
+    ("A @ X @ B @ c", "X", {}, r"\left(B \mathbf{c}\right)^{\top} \otimes A"),
+    ("A @ inv(X) @ c", "X", {}, r"-\left(X^{-1} \mathbf{c}\right)^{\top} \otimes A X^{-1}"),
+    ("log(det(X.T @ X))", "X", {}, r"2 X \left(X^{\top} X\right)^{-1}"),
+    ("log(det(A.T @ X @ A))", "X", {"symmetric": ["X"]}, r"A \left(A^{\top} X A\right)^{-1} A^{\top}"),
+    ("sum(exp(x) / (1 + exp(x)))", "x", {}, r"\sigma'\left(\mathbf{x}\right)"),
+    ("sum(x / y)", "y", {}, r"-\mathbf{x} \oslash \mathbf{y}^{\circ 2}"),
+    ("mean((X @ w - y)**2)", "w", {}, r"\frac{2}{m} X^{\top} \left(X \mathbf{w} - \mathbf{y}\right)"),
+    (
+        "x / norm(x)",
+        "x",
+        {},
+        r"\frac{I - \frac{\mathbf{x} \mathbf{x}^{\top}}{\left\| \mathbf{x} \right\|_2^{2}}}"
+        r"{\left\| \mathbf{x} \right\|_2}",
+    ),
+    (
+        "softmax(W @ x)",
+        "x",
+        {},
+        r"\left(\operatorname{diag}\left(\mathbf{p}\right) - \mathbf{p} \mathbf{p}^{\top}\right) W,"
+        r" \quad \text{where } \mathbf{p} = \operatorname{softmax}\left(W \mathbf{x}\right)",
+    ),
+    ("inv(X) @ X", "X", {}, "0"),
+]
+
+
+@pytest.mark.parametrize(("expr", "wrt", "kw", "latex"), LATEX, ids=[f"d({r[0]})/d{r[1]}" for r in LATEX])
+def test_forms_in_latex(expr: str, wrt: str, kw: dict, latex: str) -> None:
+    d = derive(expr, wrt, **kw)
+    assert d.proof.status == "proven"
+    assert d.latex_form() == latex

@@ -7,7 +7,7 @@ with ``ast`` and checked; the modules come from the rules alone (``numpy_module`
 from __future__ import annotations
 
 import ast
-import importlib.util
+import importlib
 import re
 from pathlib import Path
 
@@ -46,9 +46,7 @@ WORKLOADS = [
 
 def _table(name: str) -> list[tuple]:
     """(expression, variable, shapes) of each row of a test module's table."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = importlib.import_module(f"tests.{name}")
     if name == "test_identities":
         return [(e, w, s) for e, w, _claim, s, _text in mod.CASES]
     every = mod.SHAPES | mod.EXTRA

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from derive import DeriveError, check, derive
-from derive.check import COOKBOOK, UNSYMMETRISED
+from derive.claims import COOKBOOK, UNSYMMETRISED
 from derive.numeric import load
 
 MAHALANOBIS = "(x - m) @ inv(S) @ (x - m)"

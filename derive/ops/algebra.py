@@ -124,14 +124,16 @@ def transposed(e: Node) -> Node:
 
 def symmetric(e: Node) -> bool:
     """Whether ``e`` is a symmetric matrix by its structure: a declared symmetric or diagonal variable,
-    I, diag(v), X^T X and A^T S A, A + A^T, inverses, transposes, sums and products of symmetric ones."""
+    I, diag(v), K(n,n), X^T X and A^T S A, A + A^T, inverses, transposes, sums and products of symmetric ones."""
     if e.ndim != 2 or e.shape[0] != e.shape[1]:
         return False
     op = e.op
     if op == "var":
         return e.attr[2] in ("symmetric", "diagonal")
-    if op in ("eye", "ones", "commutation") or (op == "diag" and e.args[0].ndim == 1):
+    if op in ("eye", "ones") or (op == "diag" and e.args[0].ndim == 1):
         return True
+    if op == "commutation":  # K(m,n)^T = K(n,m)
+        return e.attr[0] == e.attr[1]
     if op in ("T", "inv", "fn", "pow"):  # element-wise functions and powers of a symmetric matrix, too
         return symmetric(e.args[0])
     if op == "mul":

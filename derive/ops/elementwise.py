@@ -478,7 +478,7 @@ def _tensor_text(p, tensors: list[Node]) -> tuple[str, int]:
     bottoms = [f for f in tensors if f not in tops]
     if not bottoms:
         if len(tops) == 1:
-            return p.prec(tops[0]) if p.prec(tops[0])[1] >= MUL else (p.wrap(tops[0], MUL), MUL)
+            return p.prec(tops[0])
         return p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tops), HAD
     top = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tops) if tops else p.ONES
     under = [f.args[0] if f.attr == -1 else node("pow", f.args[0], attr=-f.attr) for f in bottoms]

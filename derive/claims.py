@@ -50,6 +50,30 @@ class Check:
     def __bool__(self) -> bool:
         return self.ok
 
+    def _repr_markdown_(self) -> str:
+        """The verdict for Jupyter: the claim, and the counterexample as math."""
+        head = f"**The claim {'holds' if self.ok else 'fails'}**: `{self.claim.replace('`', '')}`"
+        m = self.mismatch
+        if m is None:
+            return f"{head}\n\n{_markdown_text(self.message)}"
+        at = ", ".join(f"${sp.latex(sp.Symbol(k))} = {v}$" for k, v in self.sizes.items())
+        where = f"entry {m.index}" if m.index else "the value"
+        text = f"{head}\n\nAt {at}, {where}: claimed ${sp.latex(m.got)}$, correct ${sp.latex(m.expected)}$."
+        return text + (f" It looks like {self.mistake}." if self.mistake else "")
+
+    def _repr_latex_(self) -> str:
+        """The verdict as LaTeX for Jupyter: the counterexample as math, the rest as text."""
+        m = self.mismatch
+        if m is None:
+            return f"$$\\text{{{_latex_text(self.message)}}}$$"
+        at = ", ".join(f"{sp.latex(sp.Symbol(k))} = {v}" for k, v in self.sizes.items())
+        where = f"\\text{{entry }} {_latex_text(str(m.index))}" if m.index else "\\text{the value}"
+        body = (
+            f"\\text{{the claim fails at }} {at},\\ {where}:\\quad \\text{{claimed }} {sp.latex(m.got)},"
+            f"\\ \\text{{correct }} {sp.latex(m.expected)}"
+        )
+        return f"$${body}$$"
+
 
 def check(
     expr: str,
@@ -66,8 +90,14 @@ def check(
 
     The claim may have the variable's shape (a gradient), numerator or
     vec/Kronecker layout (a Jacobian), or be a list of entries at one size.
-    ``layout="numerator"`` reads a gradient claim as its transpose, and
-    ``"denominator"`` a Jacobian claim as its transpose.
+    ``layout`` is read as in :func:`derive.derive`: None (a gradient shaped
+    like the variable, a Jacobian in numerator layout), ``"numerator"``
+    (a scalar's derivative by a matrix is the transpose of its gradient) or
+    ``"denominator"`` (a Jacobian is transposed: one row per entry of the
+    variable).
+
+    >>> check("x @ A @ y", "A", "outer(y, x)", layout="numerator").ok
+    True
     """
     limits = limits or Limits()
     structure = parse_structure(symmetric, diagonal)
@@ -108,6 +138,16 @@ def check(
 def _transposes(kind: str, layout: object) -> bool:
     """Whether a claim in ``layout`` is the transpose of the form compared (the gradient's shape, numerator)."""
     return (kind == Kind.GRADIENT and layout == "numerator") or (kind != Kind.GRADIENT and layout == "denominator")
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text safe in Markdown: its special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]<>#|$])", r"\\\1", text)
+
+
+def _latex_text(text: str) -> str:
+    """Plain text safe inside \\text{...} (as MathJax reads it): no braces, backslashes or dollars."""
+    return text.translate(str.maketrans({"{": "(", "}": ")", "\\": "/", "$": None}))
 
 
 def _at(sizes: Mapping[str, int]) -> str:

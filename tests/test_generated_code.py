@@ -46,7 +46,7 @@ WORKLOADS = [
 
 def _table(name: str) -> list[tuple]:
     """(expression, variable, shapes) of each row of a test module's table."""
-    mod = importlib.import_module(f"tests.{name}")
+    mod = importlib.import_module(f".{name}", __package__)  # a sibling in the tests package
     if name == "test_identities":
         return [(e, w, s) for e, w, _claim, s, _text in mod.CASES]
     every = mod.SHAPES | mod.EXTRA

@@ -292,3 +292,32 @@ def test_square_roots_for_the_symmetric_product_only_where_the_scaling_is_known_
     assert half(fn("sigmoid", z, 2)) is None  # σ″ changes sign
     assert half(node("mul", const(-1), ds)) is None
     assert half(node("mul", const(2), ds)) is None  # √2 is not written as a number
+
+
+def _central_jacobian(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """d f / d x by central differences: one column per entry of x (an independent computation)."""
+    cols = [(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(x.size)]
+    return np.stack(cols, axis=-1)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [
+        ("exp(exp(exp(b)))", lambda b, c: np.exp(np.exp(np.exp(b)))),
+        ("logsumexp(b) + c / softmax(softmax(b))", lambda b, c: np.log(np.exp(b).sum()) + c / _softmax(_softmax(b))),
+    ],
+)
+def test_a_chain_of_diagonal_factors_prints_as_one_scaling(expr: str, value) -> None:
+    # Each element-wise layer contributes diag(f′): a chain of diagonals only merges into one diagonal
+    # (found by the fuzz test: the merged chain had one factor), and vᵀ diag(u) is v ∘ u, no matrix built
+    src = numpy_module(expr, "b", {"b": (3,), "c": ()})
+    mod = load(src)
+    b, c = np.array([0.3, -0.2, 0.1]), 1.5
+    args = (b, c) if "c" in expr else (b,)
+    np.testing.assert_allclose(mod.jac_f(*args), _central_jacobian(lambda v: value(v, c), b), rtol=1e-6, atol=1e-8)
+    assert "@ np.diag(" not in _body(src, "jac_f")

@@ -292,6 +292,8 @@ def _np_matmul(p, e: Node) -> tuple[str, int]:
             return gram
         if len(chain) > 2:
             return _pair(p, _cheapest(chain, p.size_hint))
+        if len(chain) == 1:  # diagonal factors only, merged into one diagonal
+            return p.prec(chain[0])
         return _pair(p, node("matmul", *chain))
     return _pair(p, e)
 
@@ -405,7 +407,7 @@ def _pair_text(p, e: Node) -> tuple[str, int]:
         v = p.wrap(a.args[0], POSTFIX)
         rows = f"{v}[:, None]" if b.ndim == 2 else v
         return f"{rows} * {p.wrap(b, MUL, strict=True)}", MUL
-    if b.op == "diag" and b.args[0].ndim == 1 and a.ndim == 2:  # M @ diag(v): scale columns
+    if b.op == "diag" and b.args[0].ndim == 1 and a.ndim >= 1:  # M @ diag(v) (or vᵀ diag(u)): scale columns
         return f"{p.wrap(a, MUL)} * {p.wrap(b.args[0], MUL, strict=True)}", MUL
     return f"{_sub(p, a, MUL)} @ {_sub(p, b, MUL, strict=True)}", MUL
 

@@ -3,10 +3,11 @@
 Derivative arrays follow ``jax.jacobian``: shape = the value's shape + the
 variable's shape (a gradient has the variable's shape, a Hessian by an
 n-vector is n x n). A vec-form Jacobian is computed as the Kronecker/vec
-matrix and reshaped (column-major) to that convention. Vector arguments
-may be 1-D or columns of shape (n, 1); a column's gradient is a column.
-Subexpressions used more than once are computed once. No size is written
-into the code: every dimension is read from an argument's shape.
+matrix and reshaped (column-major) to that convention. Arguments are numpy
+arrays; vector arguments may be 1-D or columns of shape (n, 1), and a
+column's gradient is a column. Subexpressions used more than once are
+computed once; no statement goes unused. No size is written into the code:
+every dimension is read from an argument's shape.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import numpy_helpers
-from .ir import Node, Shape, topo
+from .ir import Node, Shape, fold, topo
 from .layout import Kind, shape_text
+from .ops import OPS
 from .ops.build import node
 from .printing import NumpyPrinter, TextPrinter
 from .render import GENERATED_MARK, render
@@ -81,13 +83,68 @@ def carriers(shapes: dict[str, Shape]) -> dict[sp.Expr, str]:
     return dims
 
 
-def _body(roots: list[Node], spec: Spec, helpers: list[str], finish: list[str]) -> list[str]:
-    """Lines computing ``roots``; ``finish[i]`` formats root i (``{}`` is its text)."""
+def _body(roots: list[Node], spec: Spec, helpers: list[str]) -> list[str]:
+    """Lines computing ``roots`` (1-D vectors as they are) and returning them.
+
+    A subexpression used more than once is computed once, as ``t1 = ...``, if the printed code reads
+    it more than once: a part that prints away (diag(y) as ``y[:, None] * M``) leaves no statement, and
+    one read once is written where it is read. Every statement's name is read.
+    """
+    roots = lowered(roots)
     temps = shared(roots)
+    while True:
+        p, names, lines = _printed(roots, temps, spec)
+        reads = Counter(reads_of(lines))
+        kept = [t for t in temps if reads[names[t]] > 1]
+        if len(kept) == len(temps):
+            break
+        temps = kept
+    for h in p.helpers:
+        if h not in helpers:
+            helpers.append(h)
+    return lines
+
+
+def lowered(roots: list[Node]) -> list[Node]:
+    """``roots`` as generated code computes them. Each op's ``lower`` piece applies everywhere (a product
+    multiplied out over a diagonal); its ``share`` piece (conv2d by X's window matrix, max pooling by its
+    argmax) where a part it introduces is shared (X ⋆ K and X ⋆ G by one window matrix; the pool and its
+    gradient by one argmax); elsewhere such an op prints as itself."""
+    roots = [fold(r, _lower) for r in roots]
+    order: list[Node] = []
+    full: dict[Node, Node] = {}  # each node with every op's share piece applied
+    parts: dict[Node, set[Node]] = {}  # the parts that introduces (windows(X), an argmax)
+    for r in roots:
+        for n in topo(r):
+            if n in full:
+                continue
+            order.append(n)
+            args = tuple(full[a] for a in n.args)
+            out = n if args == n.args else node(n.op, *args, attr=n.attr)
+            share = OPS[n.op].share
+            full[n] = share(out) if share is not None else out
+            parts[n] = set(full[n].args) - set(out.args)
+    uses = Counter(part for n in order for part in parts[n])
+    kept: dict[Node, Node] = {}
+    for n in order:
+        args = tuple(kept[a] for a in n.args)
+        out = n if args == n.args else node(n.op, *args, attr=n.attr)
+        kept[n] = OPS[n.op].share(out) if any(uses[part] > 1 for part in parts[n]) else out
+    return [kept[r] for r in roots]
+
+
+def _lower(n: Node, args: tuple[Node, ...]) -> Node:
+    out = n if args == n.args else node(n.op, *args, attr=n.attr)
+    low = OPS[out.op].lower
+    return low(out) if low is not None else out
+
+
+def _printed(roots: list[Node], temps: list[Node], spec: Spec):
+    """(printer, temp names, lines): ``temps`` as ``tK = ...`` statements, then the return."""
     taken = set(spec.shapes)
     names: dict[Node, str] = {}
     lines: list[str] = []
-    p = NumpyPrinter(carriers(spec.shapes), names, {n: len(s) for n, s in spec.shapes.items()})
+    p = NumpyPrinter(carriers(spec.shapes), names, spec.shapes)
     k = 1
     for t in temps:
         while f"t{k}" in taken:
@@ -96,20 +153,14 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str], finish: list[str]) 
         names[t] = f"t{k}"
         p.names[t] = f"t{k}"
         k += 1
-    outs = [fmt.format(p.doprint(r)) for r, fmt in zip(roots, finish, strict=True)]
-    lines.append("return " + ", ".join(outs))
-    for h in p.helpers:
-        if h not in helpers:
-            helpers.append(h)
-    return lines
+    lines.append("return " + ", ".join(p.doprint(r) for r in roots))
+    return p, names, lines
 
 
-def _finish(spec: Spec) -> str:
-    """How the derivative's text becomes the returned array: a column keeps its orientation."""
-    v = spec.wrt[0]
-    if spec.kind is Kind.GRADIENT and len(spec.shapes[v]) == 1:
-        return "np.reshape({}, " + f"{v}_shape)"
-    return "{}"
+def reads_of(lines: list[str]) -> list[str]:
+    """Every name the code reads, once per read."""
+    tree = ast.parse("\n".join(lines))  # a return outside a function parses
+    return [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
 
 
 def derivative(spec: Spec) -> Node:
@@ -148,11 +199,6 @@ def module(spec: Spec, name: str = "f") -> str:
 
     params = ", ".join(spec.shapes)
     value = normalize(spec.value)  # the stable, fused forms: log(sigmoid(z)) -> -softplus(-z)
-    vectors = [v for v, s in spec.shapes.items() if len(s) == 1]
-    prelude = []
-    if spec.kind is Kind.GRADIENT and len(spec.shapes[spec.wrt[0]]) == 1:
-        prelude.append(f"{spec.wrt[0]}_shape = np.shape({spec.wrt[0]})")
-    prelude += [f"{v} = np.ravel({v})" for v in vectors]
     helpers: list[str] = []
     deriv_name = f"{spec.kind.code}_{name}"
     both_name = f"{name}_and_{spec.kind.code}"
@@ -163,26 +209,21 @@ def module(spec: Spec, name: str = "f") -> str:
     if spec.vec_form and spec.kind is not Kind.GRADIENT:
         layout += "; " + spec.convention.split("; ", 1)[-1].rstrip(".")
     note = "".join(f"\n    {line}" for n in spec.notes for line in _wrap(n)) + "\n    " if spec.notes else ""
+    column = spec.kind is Kind.GRADIENT and len(spec.shapes[spec.wrt[0]]) == 1  # a column's gradient is a column
+    bodies = {
+        name: (_body([value], spec, helpers), (False,)),
+        deriv_name: (_body([derivative(spec)], spec, helpers), (column,)),
+        both_name: (_body([value, derivative(spec)], spec, helpers), (False, column)),
+    }
+    docs = {
+        name: f"{spec.expr}\n\n    Shapes: {shapes}. Returns shape {shape_text(spec.value.shape)}.\n    ",
+        deriv_name: f"The {spec.kind.title} of {name} by {by}: {formula}\n\n"
+        f"    Shapes: {shapes}. Returns shape {_result_shape(spec)} ({layout}).\n    {note}",
+        both_name: f"({name}, {deriv_name}) together, sharing the work.\n    ",
+    }
     fns = [
-        {
-            "name": name,
-            "params": params,
-            "doc": f"{spec.expr}\n\n    Shapes: {shapes}. Returns shape {shape_text(spec.value.shape)}.\n    ",
-            "body": prelude[len(prelude) - len(vectors) :] + _body([value], spec, helpers, ["{}"]),
-        },
-        {
-            "name": deriv_name,
-            "params": params,
-            "doc": f"The {spec.kind.title} of {name} by {by}: {formula}\n\n"
-            f"    Shapes: {shapes}. Returns shape {_result_shape(spec)} ({layout}).\n    {note}",
-            "body": prelude + _body([derivative(spec)], spec, helpers, [_finish(spec)]),
-        },
-        {
-            "name": both_name,
-            "params": params,
-            "doc": f"({name}, {deriv_name}) together, sharing the work.\n    ",
-            "body": prelude + _body([value, derivative(spec)], spec, helpers, ["{}", _finish(spec)]),
-        },
+        {"name": fn, "params": params, "doc": docs[fn], "body": _columns(fn, spec, body, shaped)}
+        for fn, (body, shaped) in bodies.items()
     ]
     sources, imports = helper_sources(helpers)
     return render(
@@ -197,6 +238,32 @@ def module(spec: Spec, name: str = "f") -> str:
         imports=imports,
         functions=fns,
     )
+
+
+def _columns(fn: str, spec: Spec, body: list[str], shaped: tuple[bool, ...]) -> list[str]:
+    """``body`` (for 1-D vectors) behind one test for columns: called with columns (n, 1), the function
+    calls itself with them raveled; a result marked in ``shaped`` takes the variable's shape back.
+    The 1-D case costs one attribute test per vector the body reads."""
+    v = spec.wrt[0]
+    read = set(reads_of(body))
+    vectors = [n for n, s in spec.shapes.items() if len(s) == 1 and (n in read or (n == v and any(shaped)))]
+    if not vectors:
+        return body
+    test = "if " + " or ".join(f"{n}.ndim != 1" for n in vectors) + ":  # columns (n, 1)"
+    call = f"{fn}({', '.join(f'np.ravel({n})' if n in vectors else n for n in spec.shapes)})"
+    if not any(shaped):
+        return [test, f"    return {call}", *body]
+    if len(shaped) == 1:
+        return [test, f"    return np.reshape({call}, {v}.shape)", *body]
+    outs = [_fresh(base, set(spec.shapes)) for base in ("value", "grad")]
+    back = ", ".join(f"np.reshape({o}, {v}.shape)" if s else o for o, s in zip(outs, shaped, strict=True))
+    return [test, f"    {', '.join(outs)} = {call}", f"    return {back}", *body]
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    while base in taken:
+        base += "_"
+    return base
 
 
 def pretty_dim(d: sp.Expr) -> sp.Expr:

@@ -19,7 +19,7 @@ from . import sizes as sizing
 from .calculus import gradient, jacobian, normalize
 from .codegen import module
 from .context import Context, Limits, Progress
-from .derivation import DIAGONAL_NOTE, SYMMETRIC_NOTE, Derivation
+from .derivation import DIAGONAL_NOTE, SYMMETRIC_NOTE, Derivation, spec_of
 from .errors import DeriveError
 from .explicit import concrete, entries
 from .ir import Node, Shape, size_of, topo
@@ -35,10 +35,28 @@ from .prove import Proof, Sides, prove, shapes_text
 from .simplify import simplify, zeros
 from .tidy import tidy
 
-__all__ = ["Derivation", "derive", "load", "matrix_form"]
+__all__ = ["Derivation", "derive", "load", "matrix_form", "numpy_module"]
 
 
 # ----- the pipeline -----
+
+
+def numpy_module(expr: str, wrt: str | Sequence[str], shapes: Mapping[str, Sequence[int | str]] | None = None,
+                 name: str = "f", *, symmetric: Sequence[str] = (), diagonal: Sequence[str] = (),
+                 vec_form: bool = False) -> str:  # fmt: skip
+    """The numpy module :func:`derive` generates for ``expr`` by ``wrt``, by the rules alone: no element-wise
+    proof and no numeric check. For tools that need only the code, at sizes too large to prove (benchmarks,
+    tests of the code itself); ``derive(...).numpy_source(name)`` is the same module, proven and checked.
+    Raises :class:`DeriveError` as :func:`derive` does, and when no rule gives a matrix form.
+    """
+    problem = parse(expr, shapes, structure=parse_structure(symmetric, diagonal))
+    names = _wrt(wrt, problem)
+    kind = kind_of(problem.expr.shape, names)
+    form, _, note = matrix_form(problem, names, kind)
+    if form is None:
+        raise DeriveError(f"no numpy code without a matrix form: {note}")
+    conv = convention(kind, None, problem.expr.shape, problem.shapes, names)
+    return module(spec_of(problem, names, kind, form, conv, _notes(problem, names), vec_form), name)
 
 
 def derive(

@@ -108,11 +108,7 @@ class Derivation:
     def spec(self, vec_form: bool = False) -> Spec:
         if self.form is None:
             raise DeriveError(f"no numpy code without a matrix form: {self.note}")
-        declared = ""
-        if self.problem.sizes:
-            declared = ", ".join(f"{n} {shape_text(self.problem.at_declared(s))}" for n, s in self.shapes.items())
-        return Spec(self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention,
-                    vec_form, self.notes, declared)  # fmt: skip
+        return spec_of(self.problem, self.wrt, self.kind, self.form, self.convention, self.notes, vec_form)
 
     def numpy_source(self, name: str = "f", vec_form: bool = False) -> str:
         """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`).
@@ -156,3 +152,12 @@ def _named(p: TextPrinter | LatexPrinter, names: Mapping[Node, str]) -> dict[Nod
     if isinstance(p, LatexPrinter):
         return {n: (f"\\mathbf{{{t}}}" if n.ndim == 1 else t) for n, t in names.items()}
     return dict(names)
+
+
+def spec_of(problem: Problem, wrt: tuple[str, ...], kind: Kind, form: Node, conv: str, notes: tuple[str, ...],
+            vec_form: bool = False) -> Spec:  # fmt: skip
+    """What the code generator needs for ``form``, the derivative of ``problem`` by ``wrt``."""
+    declared = ""
+    if problem.sizes:
+        declared = ", ".join(f"{n} {shape_text(problem.at_declared(s))}" for n, s in problem.shapes.items())
+    return Spec(problem.source, problem.expr, form, kind, wrt, problem.shapes, conv, vec_form, notes, declared)

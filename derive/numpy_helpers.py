@@ -2,7 +2,7 @@
 
 The code generator copies the source of each helper a module calls (and of
 the helpers those call) into the module, so a generated file needs only
-numpy. Helpers use only ``np`` and ``sliding_window_view``. Stable forms:
+numpy. Helpers use only ``np`` and ``as_strided`` (a read-only view). Stable forms:
 softmax and logsumexp subtract the maximum; sigmoid and its derivatives
 stay finite and accurate for large |z|.
 """
@@ -10,31 +10,49 @@ stay finite and accurate for large |z|.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 #: the import line a helper needs when its source uses one of these names
-IMPORTS = (("sliding_window_view", "from numpy.lib.stride_tricks import sliding_window_view"),)
+IMPORTS = (("as_strided", "from numpy.lib.stride_tricks import as_strided"),)
 
 
 def _sigmoid(z):
-    """1 / (1 + exp(-z)), without overflow."""
-    return np.exp(-np.logaddexp(0.0, -z))
+    """1 / (1 + exp(-z)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|z|) <= 1: one exponential, no overflow,
+    accurate in both tails; two arrays of z's size besides z."""
+    e = np.exp(-np.abs(z))
+    s = np.maximum(e, z >= 0)  # the numerator: 1 where z >= 0, else e
+    e += 1
+    s /= e
+    return s
 
 
 def _dsigmoid(z):
-    """sigma'(z) = sigma(z) (1 - sigma(z)), accurate in both tails."""
-    return np.exp(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z))
+    """sigma'(z) = sigma(z) sigma(-z) = e / (1 + e)^2 with e = exp(-|z|): accurate in both tails."""
+    e = np.exp(-np.abs(z))
+    d = e + 1
+    d *= d
+    e /= d
+    return e
 
 
 def _d2sigmoid(z):
-    """sigma''(z) = sigma'(z) (1 - 2 sigma(z))."""
+    """sigma''(z) = sigma'(z) (1 - 2 sigma(z)) = sigma'(z) tanh(-z / 2)."""
     return _dsigmoid(z) * np.tanh(-z / 2)
 
 
+def _softplus(z):
+    """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, accurate in both tails."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
 def _dtanh(z):
-    """tanh'(z) = 1 - tanh(z)^2 = sech(z)^2, accurate where tanh(z) rounds to 1."""
+    """tanh'(z) = 1 - tanh(z)^2 = 4 t / (1 + t)^2 with t = exp(-2|z|), accurate where tanh(z) rounds to 1."""
     t = np.exp(-2 * np.abs(z))
-    return 4 * t / (1 + t) ** 2
+    d = t + 1
+    d *= d
+    t *= 4
+    t /= d
+    return t
 
 
 def _d2tanh(z):
@@ -44,14 +62,14 @@ def _d2tanh(z):
 
 def _softmax(z, axis=None):
     """exp(z) / sum(exp(z)) over ``axis`` (all entries if None), shifted by the maximum."""
-    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _logsumexp(z, axis=None):
     """log(sum(exp(z))) over ``axis`` (all entries if None), shifted by the maximum."""
-    m = np.max(z, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+    m = z.max(axis=axis, keepdims=True)
+    out = m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
     return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
 
 
@@ -67,52 +85,98 @@ def _logdet(m):
     return logabs + np.log(sign)
 
 
+def _gram(s):
+    """S^T S: numpy's symmetric rank-k product (S.T and S share a buffer), half the work of a general one."""
+    return s.T @ s
+
+
 def _conv2d(x, k, c=None):
     """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
-    if x.ndim == 2:
-        return np.tensordot(sliding_window_view(x, k.shape), k, axes=([2, 3], [0, 1]))
-    windows = sliding_window_view(x, k.shape[2:], axis=(1, 2))  # (C, H', W', kh, kw), no copy
-    y = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))  # one GEMM, as im2col would do
-    return y if c is None else y + c[:, None, None]
+    return _conv2d_windows(_windows(x, k.shape[-2:]), k, c)
 
 
 def _conv2d_kernel_grad(x, g):
     """dL/dK: X cross-correlated with the upstream gradient G (the shape of K)."""
-    if x.ndim == 2:
-        return np.tensordot(sliding_window_view(x, g.shape), g, axes=([2, 3], [0, 1]))
-    windows = sliding_window_view(x, g.shape[1:], axis=(1, 2))  # (C, kh, kw, H', W')
-    return np.tensordot(g, windows, axes=([1, 2], [3, 4]))
+    size = (x.shape[-2] - g.shape[-2] + 1, x.shape[-1] - g.shape[-1] + 1)
+    return _kernel_grad_windows(_windows(x, size), g, size if x.ndim == 2 else (g.shape[0], x.shape[0], *size))
 
 
 def _conv2d_input_grad(g, k):
-    """dL/dX: the full convolution of the upstream gradient with the kernel, one kernel offset at a time."""
+    """dL/dX: the window gradients K^T G in one matrix product, each added back where its window lies (col2im)."""
     kh, kw = k.shape[-2:]
     h, w = g.shape[-2:]
-    if k.ndim == 2:
-        dx = np.zeros((h + kh - 1, w + kw - 1))
-        for a in range(kh):
-            for b in range(kw):
-                dx[a : a + h, b : b + w] += k[a, b] * g
-        return dx
-    dx = np.zeros((k.shape[1], h + kh - 1, w + kw - 1))
+    k4 = k.reshape(-1, k.shape[-3] if k.ndim == 4 else 1, kh, kw)
+    cols = (k4.reshape(k4.shape[0], -1).T @ g.reshape(k4.shape[0], -1)).reshape(k4.shape[1], kh, kw, h, w)
+    dx = np.zeros((k4.shape[1], h + kh - 1, w + kw - 1))
     for a in range(kh):
         for b in range(kw):
-            dx[:, a : a + h, b : b + w] += np.tensordot(k[:, :, a, b], g, axes=([0], [0]))
-    return dx
+            dx[:, a : a + h, b : b + w] += cols[:, a, b]
+    return dx if k.ndim == 4 else dx[0]
+
+
+def _windows(x, size):
+    """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
+    (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
+
+
+def _conv2d_windows(cols, k, c=None):
+    """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
+    if k.ndim == 2:
+        return y[0]
+    return y if c is None else y + c[:, None, None]
+
+
+def _kernel_grad_windows(cols, g, kshape):
+    """X ⋆ G from X's windows: G (F, H' W') @ windows^T, in the kernel's shape."""
+    return (g.reshape(-1, cols.shape[1] * cols.shape[2]) @ cols.reshape(cols.shape[0], -1).T).reshape(kshape)
 
 
 def _maxpool(x, k):
-    """The maximum of each k x k window of the last two axes."""
-    *lead, h, w = x.shape
-    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))
+    """The maximum of each k x k window of the last two axes: k^2 - 1 element-wise maxima of strided views."""
+    out = x[..., ::k, ::k]
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                out = np.maximum(out, x[..., a::k, b::k])
+    return out
 
 
 def _maxpool_grad(x, g, k):
     """Each window's gradient g, routed to the window's first maximum (numpy's argmax picks the first)."""
-    *lead, h, w = x.shape
-    windows = x.reshape(*lead, h // k, k, w // k, k).swapaxes(-3, -2).reshape(*lead, h // k, w // k, k * k)
-    routed = (np.arange(k * k) == windows.argmax(axis=-1)[..., None]) * g[..., None]
-    return routed.reshape(*lead, h // k, w // k, k, k).swapaxes(-3, -2).reshape(x.shape)
+    return _pool_route(_pool_argmax(x, k), g, x.shape)
+
+
+def _pool_argmax(x, k):
+    """Where each k x k window of the last two axes has its first maximum (in row-major order within the
+    window, as numpy's argmax), as a flat index into x: one pass per window offset."""
+    corner = np.arange(x.size).reshape(x.shape)[..., ::k, ::k]
+    best, at = x[..., ::k, ::k].copy(), corner.copy()
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                v = x[..., a::k, b::k]
+                larger = v > best
+                np.copyto(best, v, where=larger)
+                np.copyto(at, corner + (a * x.shape[-1] + b), where=larger)
+    return at
+
+
+def _pool_pick(x, at):
+    """The entries of x at the flat indices ``at`` (the max pool, at each window's argmax)."""
+    return np.take(x, at)
+
+
+def _pool_route(at, g, shape):
+    """The adjoint of _pool_pick: each entry of g at its flat index ``at``, zeros elsewhere."""
+    out = np.zeros(shape)
+    np.put(out, at, g)
+    return out
 
 
 def _conv_index(xshape, kshape):

@@ -83,15 +83,16 @@ def number(c: sp.Expr) -> str:
 
 
 class NumpyPrinter(Printer):
-    """numpy source for an expression; ``dims`` maps dimension symbols to code (``A.shape[0]``)."""
+    """numpy source for an expression; ``dims`` maps dimension symbols to code (``A.shape[0]``) and
+    ``shapes`` gives each argument's shape (so a shape that is an argument's prints as ``A.shape``)."""
 
     facet = "numpy"
 
     def __init__(self, dims: Mapping[sp.Expr, str], names: Mapping[Node, str] | None = None,
-                 ranks: Mapping[str, int] | None = None) -> None:  # fmt: skip
+                 shapes: Mapping[str, tuple] | None = None) -> None:  # fmt: skip
         super().__init__(names)
         self.dims = dict(dims)
-        self.ranks = dict(ranks or {})  # each argument's number of axes
+        self.shapes = dict(shapes or {})
         self.helpers: list[str] = []
 
     def use(self, helper: str) -> str:
@@ -136,10 +137,20 @@ class NumpyPrinter(Printer):
         return f"({text})" if sp.S(d).is_Add else text
 
     def shape(self, shape: tuple) -> str:
-        for code in dict.fromkeys(v.split(".shape")[0] for v in self.dims.values()):
-            whole = tuple(f"{code}.shape[{i}]" for i in range(len(shape)))
-            if len(shape) == self.ranks.get(code, -1) and tuple(self.dim(d) for d in shape) == whole:
-                return f"{code}.shape"  # the whole shape of an argument
+        """A shape as code: ``A.shape`` or ``K.shape[2:]`` where it is (the end of) an argument's, ``t1.shape``
+        where it is a named part's, else a tuple of dimensions."""
+        shape = tuple(sp.S(d) for d in shape)
+        for code, whole in self.shapes.items():
+            for i in range(len(whole)):
+                if len(whole) - i == len(shape) and all(sp.S(a) == b for a, b in zip(whole[i:], shape, strict=True)):
+                    return f"{code}.shape" + (f"[{i}:]" if i else "")
+        for n, code in self.names.items():
+            if (
+                len(shape) > 1
+                and n.ndim == len(shape)
+                and all(sp.S(a) == b for a, b in zip(n.shape, shape, strict=True))
+            ):
+                return f"{code}.shape"
         inner = ", ".join(self.dim(d) for d in shape)
         return f"({inner},)" if len(shape) == 1 else f"({inner})"
 

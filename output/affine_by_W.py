@@ -23,8 +23,8 @@ def affine_by_W(W, x, b):
 
     Shapes: W (m, n), x (n,), b (m,). Returns shape (m,).
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return affine_by_W(W, np.ravel(x), np.ravel(b))
     return W @ x + b
 
 
@@ -33,14 +33,14 @@ def jac_affine_by_W(W, x, b):
 
     Shapes: W (m, n), x (n,), b (m,). Returns shape (m, m, n) (value shape + variable shape).
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1:  # columns (n, 1)
+        return jac_affine_by_W(W, np.ravel(x), b)
     return _kron_diag(np.ones(W.shape[0]), x)
 
 
 def affine_by_W_and_jac(W, x, b):
     """(affine_by_W, jac_affine_by_W) together, sharing the work.
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return affine_by_W_and_jac(W, np.ravel(x), np.ravel(b))
     return W @ x + b, _kron_diag(np.ones(W.shape[0]), x)

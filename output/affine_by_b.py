@@ -16,8 +16,8 @@ def affine_by_b(W, x, b):
 
     Shapes: W (m, n), x (n,), b (m,). Returns shape (m,).
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return affine_by_b(W, np.ravel(x), np.ravel(b))
     return W @ x + b
 
 
@@ -26,14 +26,12 @@ def jac_affine_by_b(W, x, b):
 
     Shapes: W (m, n), x (n,), b (m,). Returns shape (m, m) (value shape + variable shape).
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
     return np.eye(W.shape[0])
 
 
 def affine_by_b_and_jac(W, x, b):
     """(affine_by_b, jac_affine_by_b) together, sharing the work.
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return affine_by_b_and_jac(W, np.ravel(x), np.ravel(b))
     return W @ x + b, np.eye(W.shape[0])

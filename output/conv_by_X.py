@@ -7,17 +7,31 @@ Numerator layout: one row per entry of the output; vec stacks columns (column-ma
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["conv_by_X", "jac_conv_by_X", "conv_by_X_and_jac"]
 
 
 def _conv2d(x, k, c=None):
     """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
-    if x.ndim == 2:
-        return np.tensordot(sliding_window_view(x, k.shape), k, axes=([2, 3], [0, 1]))
-    windows = sliding_window_view(x, k.shape[2:], axis=(1, 2))  # (C, H', W', kh, kw), no copy
-    y = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))  # one GEMM, as im2col would do
+    return _conv2d_windows(_windows(x, k.shape[-2:]), k, c)
+
+
+def _windows(x, size):
+    """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
+    (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
+
+
+def _conv2d_windows(cols, k, c=None):
+    """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
+    if k.ndim == 2:
+        return y[0]
     return y if c is None else y + c[:, None, None]
 
 

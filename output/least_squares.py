@@ -16,8 +16,8 @@ def least_squares(A, x, b):
 
     Shapes: A (m, n), x (n,), b (m,). Returns shape ().
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return least_squares(A, np.ravel(x), np.ravel(b))
     t1 = A @ x - b
     return t1 @ t1
 
@@ -27,17 +27,16 @@ def grad_least_squares(A, x, b):
 
     Shapes: A (m, n), x (n,), b (m,). Returns shape (n,) (value shape + variable shape).
     """
-    x_shape = np.shape(x)
-    x = np.ravel(x)
-    b = np.ravel(b)
-    return np.reshape(2 * (A.T @ (A @ x - b)), x_shape)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return np.reshape(grad_least_squares(A, np.ravel(x), np.ravel(b)), x.shape)
+    return 2 * (A.T @ (A @ x - b))
 
 
 def least_squares_and_grad(A, x, b):
     """(least_squares, grad_least_squares) together, sharing the work.
     """
-    x_shape = np.shape(x)
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        value, grad = least_squares_and_grad(A, np.ravel(x), np.ravel(b))
+        return value, np.reshape(grad, x.shape)
     t1 = A @ x - b
-    return t1 @ t1, np.reshape(2 * (A.T @ t1), x_shape)
+    return t1 @ t1, 2 * (A.T @ t1)

@@ -12,13 +12,22 @@ __all__ = ["sigmoid_layer_by_x", "jac_sigmoid_layer_by_x", "sigmoid_layer_by_x_a
 
 
 def _sigmoid(z):
-    """1 / (1 + exp(-z)), without overflow."""
-    return np.exp(-np.logaddexp(0.0, -z))
+    """1 / (1 + exp(-z)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|z|) <= 1: one exponential, no overflow,
+    accurate in both tails; two arrays of z's size besides z."""
+    e = np.exp(-np.abs(z))
+    s = np.maximum(e, z >= 0)  # the numerator: 1 where z >= 0, else e
+    e += 1
+    s /= e
+    return s
 
 
 def _dsigmoid(z):
-    """sigma'(z) = sigma(z) (1 - sigma(z)), accurate in both tails."""
-    return np.exp(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z))
+    """sigma'(z) = sigma(z) sigma(-z) = e / (1 + e)^2 with e = exp(-|z|): accurate in both tails."""
+    e = np.exp(-np.abs(z))
+    d = e + 1
+    d *= d
+    e /= d
+    return e
 
 
 def sigmoid_layer_by_x(W, x, b):
@@ -26,8 +35,8 @@ def sigmoid_layer_by_x(W, x, b):
 
     Shapes: W (m, n), x (n,), b (m,). Returns shape (m,).
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return sigmoid_layer_by_x(W, np.ravel(x), np.ravel(b))
     return _sigmoid(W @ x + b)
 
 
@@ -36,15 +45,15 @@ def jac_sigmoid_layer_by_x(W, x, b):
 
     Shapes: W (m, n), x (n,), b (m,). Returns shape (m, n) (value shape + variable shape).
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return jac_sigmoid_layer_by_x(W, np.ravel(x), np.ravel(b))
     return _dsigmoid(W @ x + b)[:, None] * W
 
 
 def sigmoid_layer_by_x_and_jac(W, x, b):
     """(sigmoid_layer_by_x, jac_sigmoid_layer_by_x) together, sharing the work.
     """
-    x = np.ravel(x)
-    b = np.ravel(b)
+    if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
+        return sigmoid_layer_by_x_and_jac(W, np.ravel(x), np.ravel(b))
     t1 = W @ x + b
     return _sigmoid(t1), _dsigmoid(t1)[:, None] * W

@@ -7,21 +7,21 @@ Gradient: the shape of W, (m, n*(k/2 - p/2 + 1/2)*(l/2 - q/2 + 1/2)) (denominato
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["tiny_cnn_by_W", "grad_tiny_cnn_by_W", "tiny_cnn_by_W_and_grad"]
 
 
 def _softmax(z, axis=None):
     """exp(z) / sum(exp(z)) over ``axis`` (all entries if None), shifted by the maximum."""
-    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _logsumexp(z, axis=None):
     """log(sum(exp(z))) over ``axis`` (all entries if None), shifted by the maximum."""
-    m = np.max(z, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+    m = z.max(axis=axis, keepdims=True)
+    out = m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
     return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
 
 
@@ -33,17 +33,35 @@ def _log_softmax(z, axis=None):
 
 def _conv2d(x, k, c=None):
     """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
-    if x.ndim == 2:
-        return np.tensordot(sliding_window_view(x, k.shape), k, axes=([2, 3], [0, 1]))
-    windows = sliding_window_view(x, k.shape[2:], axis=(1, 2))  # (C, H', W', kh, kw), no copy
-    y = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))  # one GEMM, as im2col would do
+    return _conv2d_windows(_windows(x, k.shape[-2:]), k, c)
+
+
+def _windows(x, size):
+    """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
+    (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
+
+
+def _conv2d_windows(cols, k, c=None):
+    """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
+    if k.ndim == 2:
+        return y[0]
     return y if c is None else y + c[:, None, None]
 
 
 def _maxpool(x, k):
-    """The maximum of each k x k window of the last two axes."""
-    *lead, h, w = x.shape
-    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))
+    """The maximum of each k x k window of the last two axes: k^2 - 1 element-wise maxima of strided views."""
+    out = x[..., ::k, ::k]
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                out = np.maximum(out, x[..., a::k, b::k])
+    return out
 
 
 def tiny_cnn_by_W(y, W, X, K):
@@ -51,7 +69,8 @@ def tiny_cnn_by_W(y, W, X, K):
 
     Shapes: y (m,), W (m, n*((k - p + 1)/2)*((l - q + 1)/2)), X (1, k, l), K (n, 1, p, q). Returns shape ().
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return tiny_cnn_by_W(np.ravel(y), W, X, K)
     return -(y @ _log_softmax(W @ _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()))
 
 
@@ -63,7 +82,8 @@ def grad_tiny_cnn_by_W(y, W, X, K):
     relu′(0) = 0 (the subgradient 0)
     max pooling: each window's gradient goes to its maximum; on a tie, to the first (numpy's argmax).
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return grad_tiny_cnn_by_W(np.ravel(y), W, X, K)
     t1 = _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()
     return np.outer(y.sum() * _softmax(W @ t1) - y, t1)
 
@@ -71,7 +91,8 @@ def grad_tiny_cnn_by_W(y, W, X, K):
 def tiny_cnn_by_W_and_grad(y, W, X, K):
     """(tiny_cnn_by_W, grad_tiny_cnn_by_W) together, sharing the work.
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return tiny_cnn_by_W_and_grad(np.ravel(y), W, X, K)
     t1 = _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()
     t2 = W @ t1
     return -(y @ _log_softmax(t2)), np.outer(y.sum() * _softmax(t2) - y, t1)

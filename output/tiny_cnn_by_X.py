@@ -7,21 +7,21 @@ Gradient: the shape of X, (1, k, l) (denominator layout).
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["tiny_cnn_by_X", "grad_tiny_cnn_by_X", "tiny_cnn_by_X_and_grad"]
 
 
 def _softmax(z, axis=None):
     """exp(z) / sum(exp(z)) over ``axis`` (all entries if None), shifted by the maximum."""
-    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _logsumexp(z, axis=None):
     """log(sum(exp(z))) over ``axis`` (all entries if None), shifted by the maximum."""
-    m = np.max(z, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+    m = z.max(axis=axis, keepdims=True)
+    out = m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
     return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
 
 
@@ -33,42 +33,75 @@ def _log_softmax(z, axis=None):
 
 def _conv2d(x, k, c=None):
     """Valid cross-correlation, stride 1: X (H, W) with K (kh, kw), or X (C, H, W) with K (F, C, kh, kw)."""
-    if x.ndim == 2:
-        return np.tensordot(sliding_window_view(x, k.shape), k, axes=([2, 3], [0, 1]))
-    windows = sliding_window_view(x, k.shape[2:], axis=(1, 2))  # (C, H', W', kh, kw), no copy
-    y = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))  # one GEMM, as im2col would do
-    return y if c is None else y + c[:, None, None]
+    return _conv2d_windows(_windows(x, k.shape[-2:]), k, c)
 
 
 def _conv2d_input_grad(g, k):
-    """dL/dX: the full convolution of the upstream gradient with the kernel, one kernel offset at a time."""
+    """dL/dX: the window gradients K^T G in one matrix product, each added back where its window lies (col2im)."""
     kh, kw = k.shape[-2:]
     h, w = g.shape[-2:]
-    if k.ndim == 2:
-        dx = np.zeros((h + kh - 1, w + kw - 1))
-        for a in range(kh):
-            for b in range(kw):
-                dx[a : a + h, b : b + w] += k[a, b] * g
-        return dx
-    dx = np.zeros((k.shape[1], h + kh - 1, w + kw - 1))
+    k4 = k.reshape(-1, k.shape[-3] if k.ndim == 4 else 1, kh, kw)
+    cols = (k4.reshape(k4.shape[0], -1).T @ g.reshape(k4.shape[0], -1)).reshape(k4.shape[1], kh, kw, h, w)
+    dx = np.zeros((k4.shape[1], h + kh - 1, w + kw - 1))
     for a in range(kh):
         for b in range(kw):
-            dx[:, a : a + h, b : b + w] += np.tensordot(k[:, :, a, b], g, axes=([0], [0]))
-    return dx
+            dx[:, a : a + h, b : b + w] += cols[:, a, b]
+    return dx if k.ndim == 4 else dx[0]
+
+
+def _windows(x, size):
+    """im2col: X (C, H, W) as its windows of ``size`` (kh, kw), (C kh kw, H', W') with rows in a kernel's
+    (c, i, j) order (X (H, W): (kh kw, H', W')). One copy, shared by the convolution and its kernel gradient."""
+    x = x if x.ndim == 3 else x[None]
+    (kh, kw), (c, h, w), (sc, sh, sw) = size, x.shape, x.strides
+    view = as_strided(x, (c, kh, kw, h - kh + 1, w - kw + 1), (sc, sh, sw, sh, sw), writeable=False)  # no copy
+    return view.reshape(c * kh * kw, h - kh + 1, w - kw + 1)
+
+
+def _conv2d_windows(cols, k, c=None):
+    """X ⋆ K (+ c) from X's windows: one matrix product (F, C kh kw) @ (C kh kw, H' W')."""
+    n, h, w = cols.shape
+    y = (k.reshape(-1, n) @ cols.reshape(n, h * w)).reshape(-1, h, w)
+    if k.ndim == 2:
+        return y[0]
+    return y if c is None else y + c[:, None, None]
 
 
 def _maxpool(x, k):
-    """The maximum of each k x k window of the last two axes."""
-    *lead, h, w = x.shape
-    return x.reshape(*lead, h // k, k, w // k, k).max(axis=(-3, -1))
+    """The maximum of each k x k window of the last two axes: k^2 - 1 element-wise maxima of strided views."""
+    out = x[..., ::k, ::k]
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                out = np.maximum(out, x[..., a::k, b::k])
+    return out
 
 
-def _maxpool_grad(x, g, k):
-    """Each window's gradient g, routed to the window's first maximum (numpy's argmax picks the first)."""
-    *lead, h, w = x.shape
-    windows = x.reshape(*lead, h // k, k, w // k, k).swapaxes(-3, -2).reshape(*lead, h // k, w // k, k * k)
-    routed = (np.arange(k * k) == windows.argmax(axis=-1)[..., None]) * g[..., None]
-    return routed.reshape(*lead, h // k, w // k, k, k).swapaxes(-3, -2).reshape(x.shape)
+def _pool_argmax(x, k):
+    """Where each k x k window of the last two axes has its first maximum (in row-major order within the
+    window, as numpy's argmax), as a flat index into x: one pass per window offset."""
+    corner = np.arange(x.size).reshape(x.shape)[..., ::k, ::k]
+    best, at = x[..., ::k, ::k].copy(), corner.copy()
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                v = x[..., a::k, b::k]
+                larger = v > best
+                np.copyto(best, v, where=larger)
+                np.copyto(at, corner + (a * x.shape[-1] + b), where=larger)
+    return at
+
+
+def _pool_pick(x, at):
+    """The entries of x at the flat indices ``at`` (the max pool, at each window's argmax)."""
+    return np.take(x, at)
+
+
+def _pool_route(at, g, shape):
+    """The adjoint of _pool_pick: each entry of g at its flat index ``at``, zeros elsewhere."""
+    out = np.zeros(shape)
+    np.put(out, at, g)
+    return out
 
 
 def tiny_cnn_by_X(y, W, X, K):
@@ -76,7 +109,8 @@ def tiny_cnn_by_X(y, W, X, K):
 
     Shapes: y (m,), W (m, n*((k - p + 1)/2)*((l - q + 1)/2)), X (1, k, l), K (n, 1, p, q). Returns shape ().
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return tiny_cnn_by_X(np.ravel(y), W, X, K)
     return -(y @ _log_softmax(W @ _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()))
 
 
@@ -88,17 +122,21 @@ def grad_tiny_cnn_by_X(y, W, X, K):
     relu′(0) = 0 (the subgradient 0)
     max pooling: each window's gradient goes to its maximum; on a tie, to the first (numpy's argmax).
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return grad_tiny_cnn_by_X(np.ravel(y), W, X, K)
     t1 = _conv2d(X, K)
     t2 = np.maximum(t1, 0.0)
-    return _conv2d_input_grad(_maxpool_grad(t2, (W.T @ (y.sum() * _softmax(W @ _maxpool(t2, 2).ravel()) - y)).reshape((K.shape[0], (X.shape[1] - K.shape[2] + 1) // 2, (X.shape[2] - K.shape[3] + 1) // 2)), 2) * np.heaviside(t1, 0.0), K)
+    t3 = _pool_argmax(t2, 2)
+    return _conv2d_input_grad(_pool_route(t3, (W.T @ (y.sum() * _softmax(W @ _pool_pick(t2, t3).ravel()) - y)).reshape(t3.shape), t1.shape) * (t1 > 0), K)
 
 
 def tiny_cnn_by_X_and_grad(y, W, X, K):
     """(tiny_cnn_by_X, grad_tiny_cnn_by_X) together, sharing the work.
     """
-    y = np.ravel(y)
+    if y.ndim != 1:  # columns (n, 1)
+        return tiny_cnn_by_X_and_grad(np.ravel(y), W, X, K)
     t1 = _conv2d(X, K)
     t2 = np.maximum(t1, 0.0)
-    t3 = W @ _maxpool(t2, 2).ravel()
-    return -(y @ _log_softmax(t3)), _conv2d_input_grad(_maxpool_grad(t2, (W.T @ (y.sum() * _softmax(t3) - y)).reshape((K.shape[0], (X.shape[1] - K.shape[2] + 1) // 2, (X.shape[2] - K.shape[3] + 1) // 2)), 2) * np.heaviside(t1, 0.0), K)
+    t3 = _pool_argmax(t2, 2)
+    t4 = W @ _pool_pick(t2, t3).ravel()
+    return -(y @ _log_softmax(t4)), _conv2d_input_grad(_pool_route(t3, (W.T @ (y.sum() * _softmax(t4) - y)).reshape(t3.shape), t1.shape) * (t1 > 0), K)

@@ -174,6 +174,31 @@ def diagonal(e: Node) -> bool:
     return False
 
 
+def nonnegative(e: Node) -> bool:
+    """Whether every entry of ``e`` is ≥ 0 by its structure: numbers ≥ 0, σ, σ′, exp, softplus, relu, abs,
+    even powers, softmax, norms, and sums and products of those (x ∘ x, a factor twice, too)."""
+    from .functions import FUNCTIONS
+
+    op = e.op
+    if op == "const":
+        return sp.S(e.attr).is_nonnegative is True
+    if op in ("ones", "eye", "size", "norm", "softmax"):
+        return True
+    if op == "fn":
+        return e.attr[1] in FUNCTIONS[e.attr[0]].nonnegative
+    if op == "pow":
+        k = sp.S(e.attr)
+        return bool(k.is_integer and k.is_even) or nonnegative(e.args[0])
+    if op == "add":
+        return all(nonnegative(t) for t in flatten_add(e))
+    if op == "mul":
+        factors = flatten_mul(e)
+        return all(nonnegative(f) or factors.count(f) % 2 == 0 for f in factors)
+    if op in ("diag", "broadcast", "T", "vec", "col", "row", "flatten", "unflatten"):
+        return nonnegative(e.args[0])
+    return False
+
+
 def canonical(e: Node) -> Node:
     """``e`` with every chain of matrix products grouped from the left: a key for like terms."""
     memo: dict[Node, Node] = {}

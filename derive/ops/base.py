@@ -83,6 +83,8 @@ class Op:
     simplify: Rewrite | None = None
     transpose: Rewrite | None = None  # (T of this node) -> an equal node with the transpose pushed inside
     fuse: Rewrite | None = None  # a cleaner, stable op for this composition (log(det(X)) -> logdet(X))
+    lower: Rewrite | None = None  # how generated code computes it (a product multiplied out over a diagonal)
+    share: Rewrite | None = None  # the same value from parts generated code can share (conv2d by its windows)
     syntax: tuple[Call, ...] = ()
 
     def piece(self, name: str) -> Any:
@@ -101,7 +103,7 @@ class Op:
         return value
 
 
-OPTIONAL = ("name", "identity", "cookbook", "simplify", "transpose", "fuse", "syntax")
+OPTIONAL = ("name", "identity", "cookbook", "simplify", "transpose", "fuse", "lower", "share", "syntax")
 PIECES = tuple(f.name for f in fields(Op) if f.name not in OPTIONAL)
 
 LEAF = Gap("a leaf has no operands to differentiate")

@@ -180,6 +180,58 @@ def _spatial_sum_eval(k, e: Node, g):
     return np.array([k.add_all(list(g[f].ravel())) for f in range(g.shape[0])], dtype=object)
 
 
+# ----- sharing: the parts generated code computes once -----
+
+_CODE = Gap("a part of generated code only (made to be shared), never of a formula")
+
+
+def _share_conv(e: Node) -> Node:
+    """X ⋆ K as one product with X's window matrix, which X ⋆ G (a kernel gradient) shares."""
+    return node("conv2d_windows", node("windows", e.args[0], attr=tuple(e.args[1].shape[-2:])), *e.args[1:])
+
+
+def _share_kernel_grad(e: Node) -> Node:
+    return node("kernel_grad_windows", node("windows", e.args[0], attr=tuple(e.attr[-2:])), e.args[1], attr=e.attr)
+
+
+def _share_maxpool(e: Node) -> Node:
+    """The pooled entries picked at each window's argmax, which the pool's gradient routes by."""
+    return node("pool_pick", e.args[0], node("pool_argmax", e.args[0], attr=e.attr))
+
+
+def _share_maxpool_grad(e: Node) -> Node:
+    x, g = e.args
+    return node("pool_route", node("pool_argmax", x, attr=e.attr), g, attr=tuple(x.shape))
+
+
+def _windows_shape(args, attr, eq):
+    (x,) = args
+    lead = sp.Mul(*attr[-2:]) * (x.shape[0] if x.ndim == 3 else 1)
+    return (lead, *(sp.S(h) - sp.S(k) + 1 for h, k in zip(x.shape[-2:], attr[-2:], strict=True)))
+
+
+def _conv_windows_shape(args, attr, eq):
+    cols, k = args[0], args[1]
+    return ((k.shape[0],) if k.ndim == 4 else ()) + tuple(cols.shape[1:])
+
+
+def _code_only(name: str, shape, numpy, identity: str) -> Op:
+    return Op(name, shape=shape, identity=identity, vjp=_CODE, jac=_CODE, eval=_CODE, numpy=numpy, math=_CODE,
+              sympy=_CODE)  # fmt: skip
+
+
+def _np_helper(helper: str, attr_shape: bool = False, attr_int: bool = False):
+    def show(p, e: Node) -> tuple[str, int]:
+        args = [p.doprint(a) for a in e.args]
+        if attr_shape:
+            args.append(p.shape(e.attr))
+        if attr_int:
+            args.append(str(e.attr))
+        return f"{p.use(helper)}({', '.join(args)})", ATOM
+
+    return show
+
+
 # ----- printing -----
 
 
@@ -220,6 +272,7 @@ DEFINITIONS = (
         jac=_conv_jac,
         eval=_conv_eval,
         numpy=lambda p, e: p.call(p.use("_conv2d"), *e.args),
+        share=_share_conv,
         math=_math_conv,
         sympy=Gap("SymPy has no convolution matrix expression"),
         syntax=(Call("conv2d", _conv_call, arity=(2, 3)),),
@@ -233,6 +286,7 @@ DEFINITIONS = (
         eval=_kernel_grad_eval,
         simplify=lambda e: pull_numbers(e, (1,)),
         numpy=lambda p, e: p.call(p.use("_conv2d_kernel_grad"), *e.args),
+        share=_share_kernel_grad,
         math=lambda p, e: (f"{p.wrap(e.args[0], MUL, strict=True)}{p.STAR}{p.wrap(e.args[1], MUL, strict=True)}", HAD),
         sympy=Gap("SymPy has no convolution matrix expression"),
     ),
@@ -290,6 +344,7 @@ DEFINITIONS = (
         jac=Gap("no vec Jacobian for max pooling; its uses are differentiated"),
         eval=_maxpool_eval,
         numpy=lambda p, e: (f"{p.use('_maxpool')}({p.doprint(e.args[0])}, {e.attr})", ATOM),
+        share=_share_maxpool,
         math=lambda p, e: (p.apply(_sub_op(p, "maxpool", e.attr), p.doprint(e.args[0])), ATOM),
         sympy=Gap("SymPy has no max-pooling matrix expression"),
         syntax=(Call("maxpool", _maxpool_call, arity=(2,), numbers=(1,)),),
@@ -306,11 +361,48 @@ DEFINITIONS = (
             f"{p.use('_maxpool_grad')}({p.doprint(e.args[0])}, {p.doprint(e.args[1])}, {e.attr})",
             ATOM,
         ),
+        share=_share_maxpool_grad,
         math=lambda p, e: (
             p.apply(_sub_op(p, "unpool", e.attr), f"{p.doprint(e.args[1])}; {p.doprint(e.args[0])}"),
             ATOM,
         ),
         sympy=Gap("SymPy has no max-pooling matrix expression"),
+    ),
+    _code_only(
+        "windows",
+        _windows_shape,
+        _np_helper("_windows", attr_shape=True),
+        "X's kh x kw windows (attr) as columns (im2col): (C kh kw, H', W'), rows in the kernel's (c, i, j) order",
+    ),
+    _code_only(
+        "conv2d_windows",
+        _conv_windows_shape,
+        _np_helper("_conv2d_windows"),
+        "X ⋆ K + c = K W + c with W = windows(X): one matrix product",
+    ),
+    _code_only(
+        "kernel_grad_windows",
+        lambda args, attr, eq: tuple(attr),
+        _np_helper("_kernel_grad_windows", attr_shape=True),
+        "X ⋆ G = G Wᵀ with W = windows(X)",
+    ),
+    _code_only(
+        "pool_argmax",
+        _maxpool_shape,
+        _np_helper("_pool_argmax", attr_int=True),
+        "where each k x k window of X has its first maximum, as a flat index into X",
+    ),
+    _code_only(
+        "pool_pick",
+        lambda args, attr, eq: args[1].shape,
+        _np_helper("_pool_pick"),
+        "maxpool(X) = X at each window's argmax",
+    ),
+    _code_only(
+        "pool_route",
+        lambda args, attr, eq: tuple(attr),
+        _np_helper("_pool_route", attr_shape=True),
+        "unpool(G; X): G at each window's argmax, zero elsewhere",
     ),
 )
 

@@ -338,6 +338,9 @@ def _np_fn(p, e: Node) -> tuple[str, int]:
     from ..printing import PrintError
 
     name, order = e.attr
+    mask = FUNCTIONS[name].mask
+    if mask and order == 0 and _float_factor(p.parent, e):
+        return mask.format(p.doprint(e.args[0])), ATOM
     forms = FUNCTIONS[name].numpy
     f = forms[order] if order < len(forms) else None
     if f is None:
@@ -347,6 +350,17 @@ def _np_fn(p, e: Node) -> tuple[str, int]:
     if f.startswith("_"):
         p.use(f)
     return p.call(f, e.args[0])
+
+
+def _float_factor(parent: Node | None, e: Node) -> bool:
+    """Whether ``e`` is a factor of a product with another factor that is a float array of its shape, or a
+    matrix scaled by a diagonal (which prints as a broadcast product)."""
+    if parent is not None and parent.op == "matmul" and e.ndim == 2:
+        return any(a.op == "diag" and a.args[0].ndim == 1 for a in parent.args)
+    if parent is None or parent.op != "mul":
+        return False
+    others = [f for f in flatten_mul(parent) if f != e]
+    return any(f.shape == e.shape and not (f.op == "fn" and FUNCTIONS[f.attr[0]].mask) for f in others)
 
 
 def _np_extremum(p, e: Node) -> tuple[str, int]:

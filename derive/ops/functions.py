@@ -140,6 +140,10 @@ class Fn:
     - ``written(a, order)``: the written-out form of a derivative (sigma (1 - sigma))
       for ``primes=False``; None keeps the prime.
     - ``calls``/``prefixes``: how users write it; ``note``: its convention, if any.
+    - ``mask``: code (with ``{}``) for the value as a boolean array, used as a factor of a product with a
+      float array (``g * (z > 0)``: numpy casts it; a pass cheaper than ``np.heaviside``).
+    - ``nonnegative``: the orders whose values are ≥ 0 everywhere (σ and σ′, exp): generated code
+      may take their square root (Aᵀ diag(s) A = SᵀS with S = diag(√s) A).
     """
 
     name: str
@@ -154,6 +158,8 @@ class Fn:
     primes: bool = False
     written: Callable[[Node, int], Node | None] = lambda a, order: None
     note: str = ""
+    nonnegative: tuple[int, ...] = ()
+    mask: str = ""
 
 
 def _primed(name: str) -> Deriv:
@@ -189,7 +195,7 @@ FUNCTIONS: MappingProxyType[str, Fn] = MappingProxyType(
         f.name: f
         for f in (
             Fn("exp", lambda s, x: s.exp(x), lambda a, k: fn("exp", a), ("np.exp",), r"\exp", "exp", sp.exp,
-               calls=("exp",), prefixes=NP),
+               calls=("exp",), prefixes=NP, nonnegative=(0,)),
             Fn("log", lambda s, x: s.log(x), lambda a, k: power(a, -1), ("np.log",), r"\log", "log", sp.log,
                calls=("log",), prefixes=NP),
             Fn("log1p", lambda s, x: s.log(1 + x), lambda a, k: power(node("add", const(1), a), -1), ("np.log1p",),
@@ -198,28 +204,32 @@ FUNCTIONS: MappingProxyType[str, Fn] = MappingProxyType(
                r"\operatorname{expm1}", "expm1", lambda x: sp.exp(x) - 1, calls=("expm1",), prefixes=NP),
             Fn("sqrt", lambda s, x: s.sqrt(x),
                lambda a, k: hadamard(const(sp.Rational(1, 2)), power(fn("sqrt", a), -1)), ("np.sqrt",),
-               r"\sqrt", "sqrt", sp.sqrt, calls=("sqrt",), prefixes=NP),
+               r"\sqrt", "sqrt", sp.sqrt, calls=("sqrt",), prefixes=NP, nonnegative=(0,)),
             Fn("sin", lambda s, x: s.sin(x), lambda a, k: fn("cos", a), ("np.sin",), r"\sin", "sin", sp.sin,
                calls=("sin",), prefixes=NP),
             Fn("cos", lambda s, x: s.cos(x), lambda a, k: hadamard(const(-1), fn("sin", a)), ("np.cos",),
                r"\cos", "cos", sp.cos, calls=("cos",), prefixes=NP),
             Fn("tanh", lambda s, x: 1 - 2 / (s.exp(2 * x) + 1), _primed("tanh"), ("np.tanh", "_dtanh", "_d2tanh"),
-               r"\tanh", "tanh", tanh, calls=("tanh",), prefixes=NP, primes=True, written=_tanh_written),
+               r"\tanh", "tanh", tanh, calls=("tanh",), prefixes=NP, primes=True, written=_tanh_written,
+               nonnegative=(1,)),
             Fn("sigmoid", lambda s, x: 1 / (1 + s.exp(-x)), _primed("sigmoid"),
                ("_sigmoid", "_dsigmoid", "_d2sigmoid"), r"\sigma", "σ", sigmoid,
                calls=("sigmoid", "expit"), prefixes=("", "scipy.special.", "special."), primes=True,
-               written=_sigmoid_written),
+               written=_sigmoid_written, nonnegative=(0, 1)),
             Fn("softplus", lambda s, x: s.log(1 + s.exp(x)), lambda a, k: fn("sigmoid", a),
-               ("np.logaddexp(0.0, {})",), r"\operatorname{softplus}", "softplus", softplus, calls=("softplus",)),
+               ("_softplus",), r"\operatorname{softplus}", "softplus", softplus, calls=("softplus",),
+               nonnegative=(0,)),
             Fn("relu", lambda s, x: s.step(x) * x, lambda a, k: fn("step", a), ("np.maximum({}, 0.0)",),
-               r"\operatorname{relu}", "relu", relu, calls=("relu",), note="relu′(0) = 0 (the subgradient 0)"),
+               r"\operatorname{relu}", "relu", relu, calls=("relu",), note="relu′(0) = 0 (the subgradient 0)",
+               nonnegative=(0,)),
             Fn("step", lambda s, x: s.step(x), lambda a, k: None, ("np.heaviside({}, 0.0)",),
-               r"\operatorname{step}", "step", step, calls=("step",)),
+               r"\operatorname{step}", "step", step, calls=("step",), nonnegative=(0,),
+               mask="({} > 0)"),
             Fn("heaviside", lambda s, x: s.step(x), lambda a, k: None, ("np.heaviside({}, 0.5)",), "H", "H",
-               heaviside),
+               heaviside, nonnegative=(0,)),
             Fn("abs", lambda s, x: x * (2 * s.step(x) - 1), lambda a, k: fn("sign", a), ("np.abs",),
                r"\operatorname{abs}", "abs", sp.Abs, calls=("abs", "absolute"), prefixes=NP,
-               note="abs′(0) = sign(0) = 0 (the subgradient 0)"),
+               note="abs′(0) = sign(0) = 0 (the subgradient 0)", nonnegative=(0,)),
             Fn("sign", lambda s, x: 2 * s.step(x) - 1, lambda a, k: None, ("np.sign",), r"\operatorname{sign}",
                "sign", sp.sign, calls=("sign",), prefixes=NP),
         )

@@ -18,12 +18,17 @@ from ..ir import Node, ShapeError
 from ..prec import ATOM, HAD, MUL, POSTFIX
 from .algebra import (
     diagonal,
+    flatten,
     is_zero,
+    nonnegative,
+    product,
     pull_numbers,
     scale,
     split_coef,
     split_scalars,
     symmetric,
+    total,
+    transposed,
     with_scalars,
     zeros,
 )
@@ -276,22 +281,133 @@ def _simplify_kron(e: Node) -> Node:
 
 
 def _np_matmul(p, e: Node) -> tuple[str, int]:
+    """A chain of products in the cheapest order; diagonal factors as scalings of the rows or columns of a
+    neighbour (adjacent ones merged into one vector); Aᵀ diag(s) A with s ≥ 0 as SᵀS, S = diag(√s) A."""
     chain = _chain(e)
     inner_vector = any(f.ndim < 2 for f in chain[1:-1])  # x @ A @ x is not associative in shape
     if len(chain) > 2 and not inner_vector and not any(f in p.names for f in _inner_products(e)):
-        return _pair(p, _cheapest(chain, p.size_hint))
+        chain = _merge_scalings(chain)
+        gram = _gram(p, chain)
+        if gram is not None:
+            return gram
+        if len(chain) > 2:
+            return _pair(p, _cheapest(chain, p.size_hint))
+        if len(chain) == 1:  # diagonal factors only, merged into one diagonal
+            return p.prec(chain[0])
+        return _pair(p, node("matmul", *chain))
     return _pair(p, e)
 
 
+def _lower_matmul(e: Node) -> Node:
+    """The product multiplied out where an operand is a sum with a diagonal, I or outer term (or a product
+    with one), and an outer product taken apart: Aᵀ(diag(p) - p pᵀ)A = Aᵀ diag(p) A - (Aᵀp)(Aᵀp)ᵀ, so
+    that generated code builds neither a dense diagonal nor an outer product it only multiplies."""
+    a, b = e.args
+    if b.op == "ones" and b.ndim == 1:  # diag(v) 1 = v; vᵀ 1 = sum(v)
+        if _is_scaling(a):
+            return a.args[0]
+        if a.ndim == 1:
+            return node("sum", a)
+    for i, f in enumerate(e.args):
+        terms = flatten(f, "add") if f.op == "add" else []
+        if terms and all(t.shape == f.shape for t in terms) and any(_structured(t) for t in terms):
+            out = []
+            for t in terms:
+                c, core = split_coef(t)
+                if core.op == "eye":
+                    out.append(scale(c, e.args[1 - i]))
+                else:
+                    out.append(scale(c, _lower_matmul(node("matmul", *((core, b) if i == 0 else (a, core))))))
+            return total(out)
+    if a.op == "outer":  # a1 a2ᵀ B = a1 (Bᵀ a2)ᵀ; a1 a2ᵀ v = (a2ᵀ v) a1
+        right = _lower_matmul(node("matmul", a.args[1], b))
+        return node("mul", right, a.args[0]) if right.ndim == 0 else node("outer", a.args[0], right)
+    if b.op == "outer":  # A b1 b2ᵀ = (A b1) b2ᵀ; vᵀ b1 b2ᵀ = (vᵀ b1) b2ᵀ
+        left = _lower_matmul(node("matmul", a, b.args[0]))
+        return node("mul", left, b.args[1]) if left.ndim == 0 else node("outer", left, b.args[1])
+    return e
+
+
+def _structured(t: Node) -> bool:
+    """A diagonal, I or outer term, or a product with such a factor."""
+    core = split_coef(t)[1]
+    if core.op == "matmul":
+        return any(_structured(f) for f in flatten(core, "matmul"))
+    return core.op in ("eye", "outer") or _is_scaling(core)
+
+
+def _is_scaling(f: Node) -> bool:
+    return f.op == "diag" and f.args[0].ndim == 1
+
+
+def _merge_scalings(chain: list[Node]) -> list[Node]:
+    """diag(u) diag(v) -> diag(u ∘ v): one vector, one scaling pass."""
+    out: list[Node] = []
+    for f in chain:
+        if out and _is_scaling(f) and _is_scaling(out[-1]):
+            out[-1] = node("diag", node("mul", out[-1].args[0], f.args[0]))
+        else:
+            out.append(f)
+    return out
+
+
+def _gram(p, chain: list[Node]) -> tuple[str, int] | None:
+    """Bᵀ diag(s) B as ``_gram(h[:, None] * B)`` with h ∘ h = s (B = A or Aᵀ): a symmetric rank-k product,
+    half the work of a general one. None unless s is known ≥ 0 (see ``half``)."""
+    if len(chain) != 3 or not _is_scaling(chain[1]) or chain[2].ndim != 2:
+        return None
+    left, d, right = chain
+    h = half(d.args[0])
+    if h is None:
+        return None
+    if left != transposed(right):  # Bᵀ D B, with B = A or B = Aᵀ (A D Aᵀ)
+        return None
+    return f"{p.use('_gram')}({p.wrap(h, POSTFIX)}[:, None] * {p.wrap(right, MUL, strict=True)})", ATOM
+
+
+def half(s: Node) -> Node | None:
+    """A vector h with h ∘ h = s, when s is known ≥ 0: a factor that appears twice gives one copy
+    (y ∘ σ′ ∘ y -> y ∘ √σ′), an even power half its power; None when s may be negative."""
+    c, rest = split_coef(s)
+    root = sp.sqrt(c)
+    if c.is_nonnegative is not True or not root.is_Rational:
+        return None
+    factors = [] if rest.op == "const" else flatten(rest, "mul")
+    out = [const(root)] if root != 1 else []
+    for f in dict.fromkeys(factors):
+        k = factors.count(f)
+        out += [f] * (k // 2)
+        if k % 2:
+            if f.op == "pow" and sp.S(f.attr).is_integer and sp.S(f.attr).is_even:
+                out.append(f.args[0] if f.attr == 2 else node("pow", f.args[0], attr=f.attr / 2))
+            elif nonnegative(f):
+                out.append(node("pow", f, attr=sp.Rational(1, 2)))
+            else:
+                return None
+    if not out or all(f.shape == () for f in out):
+        return None
+    return product(out)
+
+
 def _pair(p, e: Node) -> tuple[str, int]:
+    """One product of the chain, its operands printed with it as their parent (a regrouped chain's
+    products are not the tree's own nodes)."""
     if e.op != "matmul" or e in p.names:
         return p.prec(e)
+    p.stack.append(e)
+    try:
+        return _pair_text(p, e)
+    finally:
+        p.stack.pop()
+
+
+def _pair_text(p, e: Node) -> tuple[str, int]:
     a, b = e.args
     if a.op == "diag" and a.args[0].ndim == 1:  # diag(v) @ M: scale rows, build no diagonal
         v = p.wrap(a.args[0], POSTFIX)
         rows = f"{v}[:, None]" if b.ndim == 2 else v
         return f"{rows} * {p.wrap(b, MUL, strict=True)}", MUL
-    if b.op == "diag" and b.args[0].ndim == 1 and a.ndim == 2:  # M @ diag(v): scale columns
+    if b.op == "diag" and b.args[0].ndim == 1 and a.ndim >= 1:  # M @ diag(v) (or vᵀ diag(u)): scale columns
         return f"{p.wrap(a, MUL)} * {p.wrap(b.args[0], MUL, strict=True)}", MUL
     return f"{_sub(p, a, MUL)} @ {_sub(p, b, MUL, strict=True)}", MUL
 
@@ -328,7 +444,9 @@ def _inner_products(e: Node) -> list[Node]:
 
 
 def _cheapest(factors: list[Node], size) -> Node:
-    """The product of ``factors`` grouped for the fewest multiplications (matrix-chain order)."""
+    """The product of ``factors`` grouped for the fewest multiplications (matrix-chain order); a diagonal
+    factor costs one scaling of its neighbour's entries."""
+    scalings = {i for i, f in enumerate(factors) if _is_scaling(f)}
     dims = []
     for i, f in enumerate(factors):
         if f.ndim == 1:
@@ -337,13 +455,19 @@ def _cheapest(factors: list[Node], size) -> Node:
             dims.append(f.shape)
     n = len(factors)
     q = [size(dims[0][0])] + [size(d[1]) for d in dims]
+
+    def step(i: int, k: int, j: int) -> int:
+        """The cost of multiplying the products of factors i..k and k+1..j."""
+        if (i == k and i in scalings) or (k + 1 == j and j in scalings):
+            return q[i] * q[j + 1]
+        return q[i] * q[k + 1] * q[j + 1]
+
     cost = [[0] * n for _ in range(n)]
     split = [[0] * n for _ in range(n)]
     for length in range(2, n + 1):
         for i in range(n - length + 1):
             j = i + length - 1
-            cost[i][j], split[i][j] = min((cost[i][k] + cost[k + 1][j] + q[i] * q[k + 1] * q[j + 1], k)
-                                          for k in range(i, j))  # fmt: skip
+            cost[i][j], split[i][j] = min((cost[i][k] + cost[k + 1][j] + step(i, k, j), k) for k in range(i, j))
 
     def build(i: int, j: int) -> Node:
         if i == j:
@@ -427,6 +551,7 @@ DEFINITIONS = (
         simplify=_simplify_matmul,
         transpose=lambda a: mm(T(a.args[1]), T(a.args[0])),
         numpy=_np_matmul,
+        lower=_lower_matmul,
         math=_math_matmul,
         sympy=_sympy_matmul,
         syntax=(
@@ -511,7 +636,7 @@ DEFINITIONS = (
         eval=lambda k, e, a: k.diag(a),
         simplify=_simplify_diag,
         transpose=lambda a: a if a.args[0].ndim == 1 else T(a),
-        numpy=lambda p, e: p.call("np.diag", e.args[0]),
+        numpy=lambda p, e: p.call("np.diag" if e.args[0].ndim == 1 else "np.diagonal", e.args[0]),
         math=_apply("diag"),
         sympy=lambda e, a: DiagMatrix(a) if e.args[0].ndim == 1 else DiagonalOf(a),
         syntax=(Call("diag", lambda args, kw: node("diag", args[0]), prefixes=NUMPY),),

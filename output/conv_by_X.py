@@ -4,6 +4,7 @@
 Expression: conv2d(X, K)
 Shapes: X (m, n), K (p, q) (any sizes; derived for X (3, 3), K (2, 2))
 Numerator layout: one row per entry of the output; vec stacks columns (column-major), so vec(A dX B) = (Bᵀ ⊗ A) vec(dX).
+Arguments are numpy arrays (np.asarray a list first).
 """
 
 import numpy as np

@@ -4,6 +4,7 @@
 Expression: norm(A @ x - b)**2
 Shapes: A (m, n), x (n,), b (m,)
 Gradient: the shape of x, (n,) (denominator layout).
+Arguments are numpy arrays (np.asarray a list first).
 """
 
 import numpy as np

@@ -4,6 +4,7 @@
 Expression: sigmoid(W @ x + b)
 Shapes: W (m, n), x (n,), b (m,)
 Numerator layout: one row per entry of the output; vec stacks columns (column-major), so vec(A dX B) = (Bᵀ ⊗ A) vec(dX).
+Arguments are numpy arrays (np.asarray a list first).
 """
 
 import numpy as np

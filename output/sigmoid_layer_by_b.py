@@ -4,6 +4,7 @@
 Expression: sigmoid(W @ x + b)
 Shapes: W (m, n), x (n,), b (m,)
 Numerator layout: one row per entry of the output.
+Arguments are numpy arrays (np.asarray a list first).
 """
 
 import numpy as np

@@ -4,6 +4,7 @@
 Expression: -(y @ log(softmax(W @ flatten(maxpool(relu(conv2d(X, K)), 2)))))
 Shapes: y (m,), W (m, n*((k - p + 1)/2)*((l - q + 1)/2)), X (1, k, l), K (n, 1, p, q) (any sizes; derived for y (2,), W (2, 2), X (1, 3, 3), K (2, 1, 2, 2))
 Gradient: the shape of K, (n, 1, p, q) (denominator layout).
+Arguments are numpy arrays (np.asarray a list first).
 """
 
 import numpy as np

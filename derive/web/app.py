@@ -201,6 +201,103 @@ async def _gone(receive: Receive) -> None:
 # ----- the app -----
 
 
+@dataclass(frozen=True)
+class _Api:
+    """What the routes share: the worker pool, the engine and the limits (see :func:`create_app`)."""
+
+    pool: Pool
+    engine: Engine
+    workers: int
+    budget: float
+    body_limit: int
+    max_seconds: float | None
+
+    @property
+    def late(self) -> str:
+        return f"no answer within the time budget of {self.budget:g} s (derive serve --budget raises it)"
+
+    def proof_seconds(self, asked: float) -> float:
+        """CPU seconds for a proof that starts now, for a request that came at ``asked`` (monotonic)."""
+        if self.max_seconds is not None:
+            return self.max_seconds
+        left = self.budget - (time.monotonic() - asked)
+        if left <= 0:
+            raise Abandoned
+        return left * PROOF_SHARE / self.workers
+
+    async def run(self, request: Request, method: Callable[..., Any]) -> Any:
+        """``method(body, cancelled, max_seconds)`` in the pool, within the budget; a Problem if it cannot answer."""
+        body = await read_json(request, self.body_limit)
+        asked = time.monotonic()
+        given_up = threading.Event()  # set when the request stops waiting; read by the worker
+        try:
+            job = self.pool.submit(lambda: method(body, given_up.is_set, self.proof_seconds(asked)))
+        except Busy:
+            n = self.pool.workers + self.pool.backlog
+            raise Problem(503, f"the server is busy ({n} derivations running or queued); try again shortly") from None
+        waiter = asyncio.wrap_future(job)
+        gone = asyncio.ensure_future(_gone(request.receive))
+        stop = asyncio.ensure_future(_stopping(request.app).wait())
+        try:
+            done, _ = await asyncio.wait({waiter, gone, stop}, timeout=self.budget, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            stop.cancel()
+        if waiter in done:
+            return waiter.result()
+        given_up.set()
+        waiter.cancel()  # cancels the job if it has not started; a running one finishes unseen
+        if stop in done:
+            raise Problem(503, "the server is stopping")
+        if gone in done:
+            raise Problem(503, "the client closed the request")
+        raise Problem(503, self.late)
+
+    def endpoint(self, method: Callable[..., Any], reply: Callable[[Any], Response]) -> Callable[[Request], Awaitable]:
+        """A POST route: ``method`` run by :meth:`run`, its result sent by ``reply``; errors as one line."""
+
+        async def handle(request: Request) -> Response:
+            try:
+                return reply(await self.run(request, method))
+            except Problem as e:
+                return _error(e.status, str(e))
+            except DeriveError as e:
+                return _error(400, str(e))
+            except Abandoned:  # the request gave up, or its budget was spent, before the work started
+                return _error(503, self.late)
+
+        return handle
+
+    async def info(self, request: Request) -> Response:
+        return _as_json(
+            {
+                "version": _version(),
+                "katex": KATEX_VERSION,
+                "budget": self.budget,
+                "body_limit": self.body_limit,
+                "in_flight": self.pool.in_flight,
+                "examples": [asdict(e) for e in EXAMPLES],
+            }
+        )
+
+
+def _as_json(result: Any) -> Response:
+    return JSONResponse(result, headers={"cache-control": "no-store"})
+
+
+def _as_file(result: tuple[str, str, str]) -> Response:
+    name, media, text = result
+    return Response(
+        text,
+        media_type=f"{media}; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
+    )
+
+
+async def _page(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+
 def create_app(
     *,
     workers: int = 2,
@@ -231,83 +328,7 @@ def create_app(
         raise ValueError("budget, body_limit and max_seconds must be positive")
     pool = Pool(workers, 2 * workers if backlog is None else backlog)
     engine = Engine(derive_fn, check_fn, cache=cache)
-    late = f"no answer within the time budget of {budget:g} s (derive serve --budget raises it)"
-
-    def proof_seconds(asked: float) -> float:
-        """CPU seconds for a proof that starts now, for a request that came at ``asked`` (monotonic)."""
-        if max_seconds is not None:
-            return max_seconds
-        left = budget - (time.monotonic() - asked)
-        if left <= 0:
-            raise Abandoned
-        return left * PROOF_SHARE / workers
-
-    async def run(request: Request, method: Callable[..., Any]) -> Any:
-        """``method(body, cancelled, max_seconds)`` in the pool, within the budget; a Problem if it cannot answer."""
-        body = await read_json(request, body_limit)
-        asked = time.monotonic()
-        given_up = threading.Event()  # set when the request stops waiting; read by the worker
-        try:
-            job = pool.submit(lambda: method(body, given_up.is_set, proof_seconds(asked)))
-        except Busy:
-            n = pool.workers + pool.backlog
-            raise Problem(503, f"the server is busy ({n} derivations running or queued); try again shortly") from None
-        waiter = asyncio.wrap_future(job)
-        gone = asyncio.ensure_future(_gone(request.receive))
-        stop = asyncio.ensure_future(_stopping(request.app).wait())
-        try:
-            done, _ = await asyncio.wait({waiter, gone, stop}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            stop.cancel()
-        if waiter in done:
-            return waiter.result()
-        given_up.set()
-        waiter.cancel()  # cancels the job if it has not started; a running one finishes unseen
-        if stop in done:
-            raise Problem(503, "the server is stopping")
-        if gone in done:
-            raise Problem(503, "the client closed the request")
-        raise Problem(503, late)
-
-    def endpoint(method: Callable[..., Any], reply: Callable[[Any], Response]) -> Callable[[Request], Awaitable]:
-        async def handle(request: Request) -> Response:
-            try:
-                return reply(await run(request, method))
-            except Problem as e:
-                return _error(e.status, str(e))
-            except DeriveError as e:
-                return _error(400, str(e))
-            except Abandoned:  # the request gave up, or its budget was spent, before the work started
-                return _error(503, late)
-
-        return handle
-
-    def as_json(result: Any) -> Response:
-        return JSONResponse(result, headers={"cache-control": "no-store"})
-
-    def as_file(result: tuple[str, str, str]) -> Response:
-        name, media, text = result
-        return Response(
-            text,
-            media_type=f"{media}; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
-        )
-
-    async def page(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
-
-    async def info(request: Request) -> Response:
-        return as_json(
-            {
-                "version": _version(),
-                "katex": KATEX_VERSION,
-                "budget": budget,
-                "body_limit": body_limit,
-                "in_flight": pool.in_flight,
-                "examples": [asdict(e) for e in EXAMPLES],
-            }
-        )
+    api = _Api(pool, engine, workers, budget, body_limit, max_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -317,11 +338,11 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/", page),
-            Route("/api/info", info),
-            Route("/api/derive", endpoint(engine.derive, as_json), methods=["POST"]),
-            Route("/api/check", endpoint(engine.check, as_json), methods=["POST"]),
-            Route("/api/download", endpoint(engine.document, as_file), methods=["POST"]),
+            Route("/", _page),
+            Route("/api/info", api.info),
+            Route("/api/derive", api.endpoint(engine.derive, _as_json), methods=["POST"]),
+            Route("/api/check", api.endpoint(engine.check, _as_json), methods=["POST"]),
+            Route("/api/download", api.endpoint(engine.document, _as_file), methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(Guard, allowed_hosts=allowed_hosts)],

@@ -11,6 +11,7 @@ appear only where they are needed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import ClassVar
@@ -101,6 +102,14 @@ class NumpyPrinter(Printer):
         return helper
 
     def number_code(self, c: sp.Expr) -> tuple[str, int]:
+        """A coefficient as code: a number, or a dimension read from a shape (the m of 1 - m softmax(y))."""
+        c = sp.S(c)
+        if c.free_symbols:
+            negative = c.could_extract_minus_sign()
+            text = self.dim(-c if negative else c)
+            if not re.fullmatch(r"[\w.\[\]]+", text):
+                text = f"({text})"
+            return ("-" + text, UNARY) if negative else (text, ATOM)
         s = number(c)
         return s, (UNARY if s.startswith("-") else MUL if "/" in s else ATOM)
 

@@ -7,6 +7,8 @@ parser; see :mod:`derive.ops.shaping`).
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 from sympy.matrices.expressions import HadamardPower, HadamardProduct, MatrixExpr, OneMatrix
 
@@ -160,11 +162,11 @@ def _common_factor(coefs: list[sp.Expr]) -> sp.Expr:
     """A number shared by all coefficients: 2a + 2b -> 2(a + b), -a - b -> -(a + b)."""
     if len(coefs) < 2 or not all(c.is_Rational for c in coefs):
         return sp.Integer(1)
-    g = coefs[0]
-    for c in coefs[1:]:
-        g = sp.gcd(g, c)
+    num, den = 0, 1
+    for c in coefs:  # gcd(p1/q1, p2/q2) = gcd(p1, p2) / lcm(q1, q2), in integers (SymPy's gcd is slow)
+        num, den = math.gcd(num, int(c.p)), math.lcm(den, int(c.q))
     sign = -1 if all(c.is_negative for c in coefs) else 1
-    return sign * abs(g) if g != 0 else sp.Integer(1)
+    return sign * sp.Rational(num, den) if num != 0 else sp.Integer(1)
 
 
 def _factor_matmul(parts: list[Node]) -> Node | None:
@@ -206,6 +208,26 @@ def _simplify_mul(e: Node) -> Node:
     return scale(c, product(kept))
 
 
+FOLD_BITS = 4096  # a number's power is computed only if its exact value fits in this many bits
+
+
+def _small_power(c: sp.Expr, p: sp.Expr) -> bool:
+    """Whether c ** p (c rational, p rational) is cheap to compute exactly."""
+    if c in (0, 1, -1) or not c.is_Rational or not p.is_Rational:
+        return c in (0, 1, -1) and p.is_Rational
+    return abs(float(p)) * max(int(c.p).bit_length(), int(c.q).bit_length()) <= FOLD_BITS
+
+
+def _fold_power(e: Node) -> Node:
+    """c ** p for a rational c as one number, when that is rational and not huge; else unchanged
+    (2 ** 0.5 stays a power, which every domain evaluates; 3 ** 1000000000 is never expanded)."""
+    c, p = sp.S(e.args[0].attr), sp.S(e.attr)
+    if (c == 0 and p < 0) or not _small_power(c, p) or (c < 0 and not p.is_Integer):
+        return e
+    v = c**p
+    return const(v) if v.is_Rational else e
+
+
 def _simplify_pow(e: Node) -> Node:
     a, p = e.args[0], e.attr
     if p == 1:
@@ -213,12 +235,11 @@ def _simplify_pow(e: Node) -> Node:
     if p == 0:
         return ONE if e.shape == () else ones(e.shape)
     if is_const(a):
-        v = a.attr**p
-        return const(v) if v.is_real and v.is_finite else e
+        return _fold_power(e)
     if a.op == "pow" and p.is_integer:
         return node("pow", a.args[0], attr=a.attr * p)
     c, rest = split_coef(a)
-    if c != 1 and p.is_integer:
+    if c != 1 and p.is_integer and _small_power(c, p):
         return scale(c**p, node("pow", rest, attr=p))
     if a.op == "mul" and p.is_integer:
         return product([node("pow", f, attr=p) for f in flatten_mul(a)])
@@ -243,8 +264,8 @@ def _np_scaled(p, c: sp.Expr, rest: Node) -> tuple[str, int]:
         return f"-{p.wrap(rest, UNARY)}", UNARY
     if rest.op == "outer" and rest not in p.names:  # scale the shorter vector, not the matrix
         a, b = rest.args
-        return f"np.outer({_np_number(c)} * {p.wrap(a, MUL, strict=True)}, {p.doprint(b)})", ATOM
-    return f"{_np_number(c)} * {p.wrap(rest, MUL, strict=True)}", MUL
+        return f"np.outer({p.number_code(c)[0]} * {p.wrap(a, MUL, strict=True)}, {p.doprint(b)})", ATOM
+    return f"{p.number_code(c)[0]} * {p.wrap(rest, MUL, strict=True)}", MUL
 
 
 def _np_mul(p, e: Node) -> tuple[str, int]:
@@ -477,7 +498,7 @@ DEFINITIONS = (
         cookbook="(35)",
         vjp=lambda e, g, i: unbroadcast(g, e.args[i].shape),
         jac=_add_jac,
-        eval=lambda k, e, a, b: a + b,
+        eval=lambda k, e, a, b: k.add(a, b),
         simplify=_simplify_add,
         transpose=lambda a: total([_t(t) for t in flatten_add(a)]),
         numpy=lambda p, e: _np_terms(p, e),
@@ -491,7 +512,7 @@ DEFINITIONS = (
         cookbook="(38)",
         vjp=_mul_vjp,
         jac=_mul_jac,
-        eval=lambda k, e, a, b: a * b,
+        eval=lambda k, e, a, b: k.mul(a, b),
         simplify=_simplify_mul,
         transpose=lambda a: product([_t(f) for f in flatten_mul(a)]),
         numpy=_np_mul,

@@ -25,7 +25,7 @@ from .functions import FUNCTIONS, display_value
 
 def _same_or_scalar(args, attr, eq):
     a, b = args
-    if a.shape == ():
+    if a.shape == () or a.shape == b.shape:
         return b.shape
     if b.shape == ():
         return a.shape
@@ -187,7 +187,27 @@ def _factor_matmul(parts: list[Node]) -> Node | None:
     return None
 
 
+def _appends_cleanly(e: Node) -> bool:
+    """Whether e = L * f, with L an already simple product, is simple too: f is one new factor
+    (not a number, not ones, no base L has, not a scalar after a tensor). Then nothing is rebuilt,
+    so a chain of n factors simplifies in O(n^2) identity checks, not O(n^3) node constructions."""
+    left, f = e.args
+    if f.op in ("mul", "const", "ones") or left.op == "const" or (f.shape == () and left.shape != ()):
+        return False
+    base = f.args[0] if f.op == "pow" else f
+    n = left
+    while True:
+        g = n.args[1] if n.op == "mul" else n
+        if g.op in ("const", "ones") or (g.args[0] if g.op == "pow" else g) == base:
+            return False
+        if n.op != "mul":
+            return True
+        n = n.args[0]
+
+
 def _simplify_mul(e: Node) -> Node:
+    if _appends_cleanly(e):
+        return e
     c = sp.Integer(1)
     powers: dict[Node, sp.Expr] = {}
     for f in flatten_mul(e):
@@ -205,7 +225,19 @@ def _simplify_mul(e: Node) -> Node:
         kept.append(ones(e.shape))  # keep the shape: 2 * ones, not 2
     if not kept:
         return const(c)
+    body = e if c == 1 else e.args[1] if is_const(e.args[0], c) else None
+    if body is not None and _is_chain(body, kept):
+        return e  # already c * ((f1 f2) f3 ...): no new nodes (a product of 500 factors stays quadratic)
     return scale(c, product(kept))
+
+
+def _is_chain(e: Node, factors: list[Node]) -> bool:
+    """Whether ``e`` is ``product(factors)``: the left-nested chain ((f1 f2) f3) ..., checked without building it."""
+    for f in reversed(factors[1:]):
+        if e.op != "mul" or e.args[1] != f:
+            return False
+        e = e.args[0]
+    return e == factors[0]
 
 
 FOLD_BITS = 4096  # a number's power is computed only if its exact value fits in this many bits

@@ -94,7 +94,7 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str], finish: list[str]) 
             k += 1
         lines.append(f"t{k} = {p.doprint(t)}")
         names[t] = f"t{k}"
-        p.names[t] = f"t{k}"
+        p.name(t, f"t{k}")
         k += 1
     outs = [fmt.format(p.doprint(r)) for r, fmt in zip(roots, finish, strict=True)]
     lines.append("return " + ", ".join(outs))

@@ -204,6 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeriveError as e:
         print(f"derive: error: {e}", file=sys.stderr)
         return 2
+    except RecursionError:  # a safety net: every pass is iterative or bounded by --max-depth
+        print("derive: error: the expression is nested too deeply to handle", file=sys.stderr)
+        return 2
+    except MemoryError:  # nothing is written before everything is computed
+        print("derive: error: out of memory (ask for smaller sizes: --shape, --prove-at, --max-entries)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         print("derive: interrupted", file=sys.stderr)
         return 130

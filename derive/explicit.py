@@ -509,10 +509,15 @@ def display_entries(shapes: Mapping[str, Shape], sizes: Mapping, structure: Mapp
 
 
 def sympy_jacobian(e: Node, shapes: Mapping[str, Shape], sizes: Mapping, wrt: Sequence[str],
-                   structure: Mapping[str, str] | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
-    """(value, every partial derivative) of ``e`` with SymPy entries, shape out + wrt shapes."""
+                   structure: Mapping[str, str] | None = None,
+                   budget: Budget | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
+    """(value, every partial derivative) of ``e`` with SymPy entries, shape out + wrt shapes.
+
+    SymPy's work is not bounded here: check :func:`sympy_size` first. ``budget`` is checked per entry.
+    """
     structure = structure or {}
     ents, kit = display_entries(shapes, sizes, structure)
+    kit.budget = budget
     value = evaluate(e, kit)
     syms = ents.symbols()
     d = np.asarray(value, dtype=object)
@@ -522,6 +527,7 @@ def sympy_jacobian(e: Node, shapes: Mapping[str, Shape], sizes: Mapping, wrt: Se
         for o in np.ndindex(*d.shape):
             entry = sp.S(d[o])
             for i in np.ndindex(*w.shape):
+                kit.tick()
                 s = w[i]
                 if s == 0:
                     out[o + i] = sp.S.Zero

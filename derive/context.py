@@ -73,6 +73,12 @@ class Budget:
         return Budget(max(self.left(), 0.0) * fraction)
 
 
+def _say(line: str) -> None:
+    """One write, so that a line said from the timer's thread is never split by another (derive: interrupted)."""
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
 @dataclass(frozen=True)
 class Progress:
     """Says ``derive: <stage> ...`` on stderr once a stage has run ``delay`` seconds, if ``enabled``."""
@@ -85,8 +91,7 @@ class Progress:
         if not self.enabled:
             yield
             return
-        say = lambda: print(f"derive: {message} ...", file=sys.stderr, flush=True)  # noqa: E731
-        timer = threading.Timer(self.delay, say)
+        timer = threading.Timer(self.delay, _say, (f"derive: {message} ...\n",))
         timer.daemon = True
         timer.start()
         try:

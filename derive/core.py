@@ -10,147 +10,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import replace
 
 import numpy as np
 import sympy as sp
 
 from . import sizes as sizing
 from .calculus import gradient, jacobian, normalize
-from .codegen import Spec, module
+from .codegen import module
 from .context import Budget, Context, Limits, OutOfTime, Progress
+from .derivation import DIAGONAL_NOTE, SYMMETRIC_NOTE, Derivation
 from .errors import DeriveError
-from .explicit import concrete, entries, sympy_jacobian
+from .explicit import concrete, entries
 from .ir import Node, Shape, size_of, topo
-from .layout import Kind, Layout, arrange, as_tensor, convention, kind_of, layout_name, layout_of, shape_text
+from .layout import Kind, Layout, arrange, as_tensor, convention, kind_of, layout_name, layout_of
 from .numeric import NumericCheck, fits, load
 from .numeric import check as numeric_check
 from .ops import NoRule
 from .ops.build import commutation, const, eye, mm, node
 from .ops.functions import FUNCTIONS, written_out
 from .parse import Problem, parse, parse_structure
-from .printing import LatexPrinter, PrintError, TextPrinter
+from .printing import PrintError
 from .prove import Proof, Sides, prove, shapes_text
 from .simplify import simplify, zeros
+from .tidy import tidy
 
 __all__ = ["Derivation", "derive", "load", "matrix_form"]
-
-SYMMETRIC_NOTE = (
-    "By a symmetric {v}: the gradient is sym(G) = (G + Gᵀ)/2, which satisfies df = tr(Gᵀ dS) for every symmetric dS;"
-    " the Matrix Cookbook's G + Gᵀ - G∘I is the derivative by the n(n+1)/2 free entries, not this gradient."
-)
-DIAGONAL_NOTE = "By a diagonal {v}: the gradient is diag(diag(G)), the part of G on the diagonal."
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """A derivative in matrix form, with its proof and numeric check.
-
-    ``form`` is the canonical matrix form (a gradient in the variable's shape;
-    a Jacobian in numerator layout, vec form); ``display`` is the same in the
-    requested ``layout``. Both are None when no rule applies, and then
-    ``elementwise`` is the answer. ``elementwise`` has shape value shape +
-    variable shape(s), at the proof's sizes.
-    """
-
-    problem: Problem
-    wrt: tuple[str, ...]
-    kind: Kind
-    layout: str
-    form: Node | None
-    display: Node | None
-    proof: Proof
-    numeric: NumericCheck | None
-    convention: str
-    note: str = ""
-    sizes: dict[sp.Symbol, int] = field(default_factory=dict, repr=False)
-    first: Node | None = field(default=None, repr=False)  # a Hessian's gradient, for its numeric check
-    notes: tuple[str, ...] = ()
-
-    @property
-    def expr(self) -> str:
-        return self.problem.source
-
-    @property
-    def shapes(self) -> dict[str, Shape]:
-        return self.problem.shapes
-
-    @property
-    def structure(self) -> dict[str, str]:
-        return self.problem.structure
-
-    @cached_property
-    def elementwise(self) -> np.ndarray:
-        """Every partial derivative at the proof's sizes (SymPy expressions), shape value + variable(s)."""
-        return sympy_jacobian(self.problem.expr, self.shapes, self.sizes, self.wrt, self.structure)[1]
-
-    @property
-    def text(self) -> str:
-        """The matrix form in plain text, or a plain statement that there is none."""
-        if self.display is None:
-            return f"no matrix form: {self.note}"
-        return self._show(TextPrinter())
-
-    def latex_form(self, transpose: str = "top") -> str:
-        """The matrix form in LaTeX (``transpose``: ``"top"`` or ``"T"``)."""
-        if self.display is None:
-            raise DeriveError(f"no matrix form to print: {self.note}")
-        return self._show(LatexPrinter(transpose=transpose))
-
-    def _show(self, p: TextPrinter | LatexPrinter) -> str:
-        """The displayed form; a numerator-layout derivative by a vector is a row."""
-        row = self.kind is Kind.GRADIENT and self.layout == "numerator" and self.display.ndim == 1
-        return p.row(self.display) if row else p.doprint(self.display)
-
-    @cached_property
-    def matrix(self) -> sp.Basic | None:
-        """The matrix form as a SymPy matrix expression (vectors as n x 1)."""
-        from .sympy_form import to_sympy
-
-        return None if self.display is None else to_sympy(self.display)
-
-    def spec(self, vec_form: bool = False) -> Spec:
-        if self.form is None:
-            raise DeriveError(f"no numpy code without a matrix form: {self.note}")
-        declared = ""
-        if self.problem.sizes:
-            declared = ", ".join(f"{n} {shape_text(self.problem.at_declared(s))}" for n, s in self.shapes.items())
-        return Spec(self.expr, self.problem.expr, self.form, self.kind, self.wrt, self.shapes, self.convention,
-                    vec_form, self.notes, declared)  # fmt: skip
-
-    def numpy_source(self, name: str = "f", vec_form: bool = False) -> str:
-        """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`).
-
-        The derivative has shape value shape + variable shape (as ``jax.jacobian``);
-        ``vec_form=True`` returns the Kronecker/vec matrix of the matrix form instead.
-        """
-        return module(self.spec(vec_form), name)
-
-    def __str__(self) -> str:
-        by = " and ".join(self.wrt)
-        lines = [f"{self.kind.title} of {self.expr} by {by}:"]
-        lines += [f"  note: {n}" for n in self.problem.notes]
-        lines += [f"  {self.text}", f"  {self.convention}"]
-        lines += [f"  {n}" for n in self.notes]
-        lines.append(f"  proof: {self.proof}")
-        if self.numeric is not None:
-            lines.append(f"  numeric: {self.numeric}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return f"<Derivation d({self.expr})/d{'d'.join(self.wrt)}: {self.text[:60]} [{self.proof.status}]>"
-
-    def _repr_latex_(self) -> str | None:
-        """Rendered math in Jupyter."""
-        return f"$${self.latex_form()}$$" if self.display is not None else None
-
-    def _repr_markdown_(self) -> str:
-        """The result, its convention and its proof, for Jupyter."""
-        by = " and ".join(f"`{n}`" for n in self.wrt)
-        head = f"**{self.kind.title} of** `{self.expr}` **by** {by}"
-        body = f"$${self.latex_form()}$$" if self.display is not None else f"No matrix form: {self.note}."
-        return f"{head}\n\n{body}\n\n{self.convention} Proof: {self.proof}."
 
 
 # ----- the pipeline -----
@@ -197,7 +82,7 @@ def derive(
         stage = "choosing the proof's sizes"
         at = _proof_sizes(problem, form, proof_sizes)
         with ctx.progress.stage(f"proving the matrix form entry by entry at {_at(problem, at)}"):
-            proof = _prove(problem, names, kind, lay, display, at, ctx)
+            proof, at = _prove(problem, names, kind, lay, display, at, ctx)
         d = Derivation(problem, names, kind, layout_name(kind, lay), form, display, proof, None,
                        convention(kind, lay, problem.expr.shape, problem.shapes, names), note, at, first,
                        _notes(problem, names))  # fmt: skip
@@ -260,7 +145,7 @@ def matrix_form(problem: Problem, names: tuple[str, ...], kind: Kind, primes: bo
                 out = h if h is not None else zeros((size_of(shapes[names[0]]), size_of(shapes[w])))
     except NoRule as err:
         return None, None, f"{err}; the derivative is given element-wise"
-    out = simplify(out, budget)
+    out = simplify(tidy(simplify(out, budget)), budget)
     if not primes:
         out = simplify(_write_out_primes(out), budget)
     return out, first, ""
@@ -336,7 +221,27 @@ def _at(problem: Problem, sizes: Mapping) -> str:
 
 
 def _prove(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout | None, display: Node | None,
-           sizes: Mapping, ctx: Context) -> Proof:  # fmt: skip
+           sizes: Mapping, ctx: Context) -> tuple[Proof, dict]:  # fmt: skip
+    """(the proof, the sizes it used): at ``sizes``, or where the expression has no value there (X^T X is
+    singular when X is wide), at the same sizes in the other order, then all equal."""
+    proof, used = None, dict(sizes)
+    dims = sizing.dimensions(problem.expr, *([display] if display is not None else []))
+    for at in [s for s in _alternatives(sizes) if sizing.fits(dims, s)]:
+        proof, used = _prove_at(problem, names, kind, layout, display, at, ctx), at
+        if not proof.undefined:
+            break
+    return proof, used
+
+
+def _alternatives(sizes: Mapping) -> list[dict]:
+    keys = list(sizes)
+    values = [sizes[k] for k in keys]
+    out = [dict(sizes), dict(zip(keys, reversed(values), strict=True)), dict.fromkeys(keys, max(values, default=2))]
+    return [s for i, s in enumerate(out) if s not in out[:i]]
+
+
+def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout | None, display: Node | None,
+              sizes: Mapping, ctx: Context) -> Proof:  # fmt: skip
     total = sum(int(np.prod(concrete(s, sizes))) for s in problem.shapes.values())
     if total > ctx.limits.entries:
         raise DeriveError(
@@ -350,12 +255,20 @@ def _prove(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout 
     first = concrete(problem.shapes[names[0]], sizes)
     last = concrete(problem.shapes[names[-1]], sizes)
     out = first if kind is Kind.HESSIAN else concrete(problem.expr.shape, sizes)
-    sides = Sides(problem.expr, display, names, problem.shapes, sizes, problem.structure,
+    # the element-wise side writes the expression out with its fused parts (||r||^2 as r . r, log det as logdet):
+    # each fused op's entries are its plain definition, and a square root is not taken only to be squared
+    sides = Sides(normalize(problem.expr), display, names, problem.shapes, sizes, problem.structure,
                   lambda m: as_tensor(m, kind, layout, out, last))  # fmt: skip
     proof = prove(sides, ents, ctx.budget)
-    if {n.op for n in topo(problem.expr)} & {"maxpool", "maximum", "minimum"} or any(
-        n.op == "fn" and n.attr[0] in ("relu", "abs") for n in topo(problem.expr)
-    ):
+    for v, kind in problem.structure.items():
+        how = ("with s_ij = s_ji (one symbol per pair; a partial by an off-diagonal s_ij is halved for the gradient)"
+               if kind == "symmetric" else "with zeros off the diagonal")  # fmt: skip
+        proof = replace(proof, method=f"{proof.method}; {v} written out {how}")
+    nodes = topo(problem.expr)
+    regions = {n.op for n in nodes} & {"maxpool", "maximum", "minimum"} or any(
+        n.op == "fn" and n.attr[0] in ("relu", "abs") for n in nodes
+    )
+    if proof.status == "proven" and regions:
         proof = replace(proof, method=proof.method + "; max pooling, relu, abs and maximum hold on each region where"
                         " every window's maximum and every sign is fixed: those choices are symbols in the proof,"
                         " so it covers every region at once")  # fmt: skip

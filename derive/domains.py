@@ -42,6 +42,7 @@ import sympy as sp
 from .context import Budget
 
 P = 2**61 - 1  # a Mersenne prime, 3 mod 4: square roots are one power away
+SPARSE_FROM = 150  # variables beyond which the exact domain uses sparse monomials (flint's are dense)
 _NUMBERS: tuple[type, ...] = (int, Fraction, sp.Rational)  # what a scalar combines with besides its own kind
 
 
@@ -59,14 +60,23 @@ class TooBig(Exception):
 class Dual:
     """A value with its partial derivatives ``t`` (key -> derivative), over any scalar domain.
 
-    Duals nest: a Dual whose entries are Duals carries second derivatives.
+    Duals nest: a Dual whose entries are Duals carries second derivatives. A value may be given
+    as ``later``, a function computing it when first asked: the root of a derivative's
+    computation is never asked, so a sum of squares is never expanded just to be dropped.
     """
 
-    __slots__ = ("t", "v")
+    __slots__ = ("_later", "_v", "t")
 
-    def __init__(self, v: Any, t: dict) -> None:
-        self.v = v
+    def __init__(self, v: Any, t: dict, later: Callable[[], Any] | None = None) -> None:
+        self._v = v
+        self._later = later
         self.t = t
+
+    @property
+    def v(self) -> Any:
+        if self._later is not None:
+            self._v, self._later = self._later(), None
+        return self._v
 
     def __add__(self, b: Any) -> Dual:
         if isinstance(b, np.ndarray):
@@ -76,7 +86,7 @@ class Dual:
         t = dict(self.t)
         for k, x in b.t.items():
             t[k] = t[k] + x if k in t else x
-        return Dual(self.v + b.v, t)
+        return Dual(None, t, lambda: self.v + b.v)
 
     __radd__ = __add__
 
@@ -100,7 +110,7 @@ class Dual:
         for k, x in b.t.items():
             y = self.v * x
             t[k] = t[k] + y if k in t else y
-        return Dual(self.v * b.v, t)
+        return Dual(None, t, lambda: self.v * b.v)
 
     __rmul__ = __mul__
 
@@ -176,10 +186,25 @@ class Primitives:
         raise NotImplementedError
 
     def add_all(self, terms: Iterable[Any]) -> Any:
-        out = None
-        for t in terms:
-            out = t if out is None else out + t
-        return self.const(0) if out is None else out
+        """The sum of ``terms`` at once: each partial derivative summed in one go, the value only if asked."""
+        terms = list(terms)
+        if not terms:
+            return self.const(0)
+        if any(isinstance(x, Dual) for x in terms):
+            parts: dict = {}
+            for x in terms:
+                if isinstance(x, Dual):
+                    for k, v in x.t.items():
+                        parts.setdefault(k, []).append(v)
+            values = lambda: self.add_all([x.v if isinstance(x, Dual) else x for x in terms])  # noqa: E731
+            return Dual(None, {k: self.add_all(vs) for k, vs in parts.items()}, values)
+        return self._sum(terms)
+
+    def _sum(self, terms: list[Any]) -> Any:
+        out = terms[0]
+        for x in terms[1:]:
+            out = out + x
+        return out
 
     def _exp(self, x: Any) -> Any:
         raise NotImplementedError
@@ -549,7 +574,9 @@ class ModularDomain(Primitives):
         return Fp(self._hash(4, x.v), 1, 0)
 
     def _step(self, x: Fp) -> Fp:
-        return Fp(self._hash(5, x.v), 1, 0)
+        """(1 + R(u) - R(-u))/2 for a hash R, so step(-u) = 1 - step(u) holds exactly."""
+        half = pow(2, -1, P)
+        return Fp((1 + self._hash(5, x.v) - self._hash(5, -x.v % P)) * half, 1, 0)
 
     def _choice(self, xs: list[Any]) -> list[Any]:
         key = 0
@@ -600,6 +627,15 @@ class _FlintRing:
     def size(self, a: Any) -> int:
         return len(a)
 
+    def split(self, a: Any, index: int) -> dict[int, Any]:
+        return _split(self, a, index)
+
+    def total(self, parts: list[Any]) -> Any:
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return out
+
     def key(self, a: Any) -> str:
         return str(a)
 
@@ -611,6 +647,15 @@ class _FlintRing:
 
     def is_constant(self, a: Any) -> bool:
         return a.is_constant()
+
+
+def _split(ring: Any, a: Any, index: int) -> dict[int, Any]:
+    """a as {e: the coefficient of s^e}, s the generator at ``index`` (dense exponent vectors)."""
+    parts: dict[int, dict] = {}
+    for exps, c in ring.terms(a).items():
+        rest = tuple(0 if i == index else x for i, x in enumerate(exps))
+        parts.setdefault(exps[index], {})[rest] = c
+    return {e: ring.from_terms(d) for e, d in parts.items()}
 
 
 class _SympyRing:
@@ -653,6 +698,15 @@ class _SympyRing:
     def size(self, a: Any) -> int:
         return len(a)
 
+    def split(self, a: Any, index: int) -> dict[int, Any]:
+        return _split(self, a, index)
+
+    def total(self, parts: list[Any]) -> Any:
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return out
+
     def key(self, a: Any) -> str:
         return str(a)
 
@@ -664,6 +718,112 @@ class _SympyRing:
 
     def is_constant(self, a: Any) -> bool:
         return a.is_ground
+
+
+class _Sparse:
+    """A polynomial as {monomial: coefficient}, a monomial the sorted tuple of its variables' numbers
+    (repeated for powers): its cost is its degree, not the number of variables (thousands here)."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d: dict) -> None:
+        self.d = d
+
+    def __add__(self, b: _Sparse) -> _Sparse:
+        out = dict(self.d)
+        for m, c in b.d.items():
+            v = out.get(m, 0) + c
+            if v:
+                out[m] = v
+            else:
+                out.pop(m, None)
+        return _Sparse(out)
+
+    def __neg__(self) -> _Sparse:
+        return _Sparse({m: -c for m, c in self.d.items()})
+
+    def __sub__(self, b: _Sparse) -> _Sparse:
+        return self + (-b)
+
+    def __mul__(self, b: _Sparse) -> _Sparse:
+        p, q = (self.d, b.d) if len(self.d) <= len(b.d) else (b.d, self.d)
+        out: dict = {}
+        get = out.get
+        for m1, c1 in p.items():
+            for m2, c2 in q.items():
+                m = tuple(sorted(m1 + m2)) if m1 and m2 else m1 or m2
+                out[m] = get(m, 0) + c1 * c2
+        return _Sparse({m: c for m, c in out.items() if c})
+
+    def __pow__(self, k: int) -> _Sparse:
+        out = _Sparse({(): 1})
+        for _ in range(k):
+            out = out * self
+        return out
+
+    def __eq__(self, b: object) -> bool:
+        return isinstance(b, _Sparse) and self.d == b.d
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.d)
+
+
+class _SparseRing:
+    """Sparse polynomials over Q in pure Python, for proofs with many entries (no gcd: fractions stay as built)."""
+
+    name = "sparse polynomials"
+
+    def __init__(self, names: list[str]) -> None:
+        self.gens = [_Sparse({(i,): 1}) for i in range(len(names))]
+        self.zero = _Sparse({})
+        self.one = _Sparse({(): 1})
+
+    def const(self, q: Fraction) -> _Sparse:
+        q = q.numerator if q.denominator == 1 else q
+        return _Sparse({(): q} if q else {})
+
+    def gcd(self, a: _Sparse, b: _Sparse) -> _Sparse:
+        return self.one
+
+    def exquo(self, a: _Sparse, b: _Sparse) -> _Sparse:
+        return a
+
+    def lc(self, a: _Sparse) -> Fraction:
+        m = max(a.d, key=lambda m: (len(m), m))
+        return Fraction(a.d[m])
+
+    def scale(self, a: _Sparse, q: Fraction) -> _Sparse:
+        q = q.numerator if q.denominator == 1 else q
+        return _Sparse({m: c * q for m, c in a.d.items()})
+
+    def split(self, a: _Sparse, index: int) -> dict[int, _Sparse]:
+        out: dict[int, dict] = {}
+        for m, c in a.d.items():
+            e = m.count(index)
+            out.setdefault(e, {})[tuple(i for i in m if i != index)] = c
+        return {e: _Sparse(d) for e, d in out.items()}
+
+    def size(self, a: _Sparse) -> int:
+        return len(a.d)
+
+    def key(self, a: _Sparse) -> str:
+        return repr(sorted(a.d.items()))
+
+    def sqrt(self, a: _Sparse) -> None:
+        return None
+
+    def is_constant(self, a: _Sparse) -> bool:
+        return all(not m for m in a.d)
+
+    def total(self, parts: list[_Sparse]) -> _Sparse:
+        out: dict = {}
+        get = out.get
+        for p in parts:
+            for m, c in p.d.items():
+                out[m] = get(m, 0) + c
+        return _Sparse({m: c for m, c in out.items() if c})
 
 
 def exact_backend() -> str:
@@ -759,8 +919,8 @@ class ExactDomain(Primitives):
 
     def __init__(self, names: list[str], atoms: int, budget: Budget, backend: str | None = None,
                  max_terms: int = 20000) -> None:  # fmt: skip
-        backend = backend or exact_backend()
-        cls = _FlintRing if backend == "flint" else _SympyRing
+        backend = backend or ("sparse" if len(names) + atoms > SPARSE_FROM else exact_backend())
+        cls = {"flint": _FlintRing, "sympy": _SympyRing, "sparse": _SparseRing}[backend]
         self.ring = cls(list(names) + [f"_u{i}" for i in range(atoms)])
         self.variables = {n: self.ring.gens[i] for i, n in enumerate(names)}
         self.free = self.ring.gens[len(names) :]
@@ -882,18 +1042,21 @@ class ExactDomain(Primitives):
     def _reduce(self, n: Any, index: int, u: RF) -> Any:
         """n with s^2 replaced by u = p/q (s the generator at ``index``), cleared of q."""
         r = self.ring
-        parts: dict[int, dict] = {}
-        for exps, c in r.terms(n).items():
-            e = exps[index]
-            rest = tuple(0 if i == index else x for i, x in enumerate(exps))
-            parts.setdefault(e, {})[rest] = c
+        parts = r.split(n, index)
         top = max(parts) // 2
         out = r.zero
         s = r.gens[index]
-        for e, d in parts.items():
-            term = r.from_terms(d) * (u.n ** (e // 2)) * (u.d ** (top - e // 2))
+        for e, coef in parts.items():
+            term = coef * (u.n ** (e // 2)) * (u.d ** (top - e // 2))
             out = out + (term * s if e % 2 else term)
         return out
+
+    def _sum(self, terms: list[Any]) -> Any:
+        """Many rational functions with one denominator (the usual case) summed in one go."""
+        rfs = [self.const(x) for x in terms]
+        if all(x.d == rfs[0].d for x in rfs):
+            return self.make(self.ring.total([x.n for x in rfs]), rfs[0].d)
+        return super()._sum(rfs)
 
 
 def log2_bound(degree: int, sqrt_count: int, entries: int) -> float:

@@ -11,7 +11,7 @@ Jacobian, the independent side of the proof.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -65,15 +65,26 @@ class Entries:
     labels: dict[str, np.ndarray]
     free: dict[str, np.ndarray]
 
-    def symbols(self) -> dict[str, np.ndarray]:
-        """SymPy symbols for the entries (zeros where a diagonal matrix is zero)."""
+    def fill(self, value: Callable[[str], Any], zero: Any) -> dict[str, np.ndarray]:
+        """Each variable as an array of ``value(label)`` (one value per label: a symmetric pair shares
+        it), with ``zero`` where a diagonal matrix is zero."""
+        made: dict[str, Any] = {}
         out = {}
         for n, labels in self.labels.items():
             a = np.empty(labels.shape, dtype=object)
             for idx in np.ndindex(*labels.shape):
-                a[idx] = sp.Integer(0) if self.free[n][idx] is None else sp.Symbol(labels[idx])
+                if self.free[n][idx] is None:
+                    a[idx] = zero
+                    continue
+                if labels[idx] not in made:
+                    made[labels[idx]] = value(labels[idx])
+                a[idx] = made[labels[idx]]
             out[n] = a
         return out
+
+    def symbols(self) -> dict[str, np.ndarray]:
+        """SymPy symbols for the entries (zeros where a diagonal matrix is zero)."""
+        return self.fill(sp.Symbol, sp.Integer(0))
 
 
 def entries(shapes: Mapping[str, Shape], sizes: Mapping, structure: Mapping[str, str] | None = None) -> Entries:

@@ -126,6 +126,8 @@ def check(f, df, names: list[str], wrt: str, shapes: Mapping[str, tuple[int, ...
             sym_ok = bool(np.allclose(d, project(d, kind) if d.ndim == 2 else d, atol=1e-9))
         if np.isfinite(error):
             break
+    if not np.isfinite(error):
+        error = np.nan  # no sample point gave a usable difference: the check did not run
     return NumericCheck(float(error), directions, dict(shapes), seed, declared, sym_ok)
 
 

@@ -46,6 +46,9 @@ STRUCTURES = ("symmetric", "diagonal")
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,30}\Z")
 MODULES = ("np", "numpy", "scipy", "special")
+#: module names whose functions are never calls derive knows (reported as unknown functions, not methods)
+OTHER_MODULES = frozenset({"os", "sys", "subprocess", "shutil", "builtins", "pathlib", "math", "torch", "jax",
+                           "jnp", "tf", "importlib", "io", "socket", "pickle", "random", "time"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ SUGGESTIONS = MappingProxyType({
     "var": "write it as mean((x - mean(x))**2)", "std": "write it as sqrt(mean((x - mean(x))**2))",
     "prod": "write the product with *", "cosh": "use (exp(x) + exp(-x)) / 2",
     "sinh": "use (exp(x) - exp(-x)) / 2", "arctan": "it has no rule yet", "tan": "use sin(x) / cos(x)",
-    "logaddexp": "use logsumexp", "expit": "use sigmoid", "cross_entropy": "write -sum(y * log(p))",
+    "cross_entropy": "write -sum(y * log(p))",
 })  # fmt: skip
 
 
@@ -290,6 +293,15 @@ class _Walker:
             return tuple(out)
         if name in self.scalars:
             return ()
+        if name in self.structure:  # symmetric and diagonal matrices are square
+            if name[0].islower():
+                raise DeriveError(
+                    f"'{name}' is declared {self.structure[name]}, so it must be a square matrix; a"
+                    f" lower-case name is a vector unless its shape is declared (--shape {name}=n,n)"
+                )
+            d = sp.Dummy(f"{name}0")
+            self.dims.owner[d] = f"{name}'s axes"
+            return (d, d)
         rank = 2 if name[0].isupper() else 1
         out = tuple(sp.Dummy(f"{name}{i}") for i in range(rank))
         for i, s in enumerate(out):
@@ -390,8 +402,15 @@ class _Walker:
         func = n.func
         path = _dotted(func)
         is_module = path is not None and path.split(".")[0] in MODULES
-        if isinstance(func, ast.Attribute) and not is_module and (func.attr in METHODS or path is None):
-            return self.method(n, func)
+        known_method = isinstance(func, ast.Attribute) and func.attr in METHODS
+        a_module = path is not None and path.split(".")[0] in OTHER_MODULES
+        if (
+            isinstance(func, ast.Attribute)
+            and not is_module
+            and not a_module
+            and (known_method or path is None or path.count(".") == 1)
+        ):
+            return self.method(n, func)  # E.sum(), x.foo(): a method of an expression
         if path is None:
             raise self.fail(n, "only named functions can be called")
         prefix, _, name = path.rpartition(".")
@@ -408,6 +427,8 @@ class _Walker:
             raise self.fail(n, f"unknown method '.{func.attr}()'; the methods are {known}")
         if isinstance(func.value, ast.Name) and func.value.id in MODULES:
             raise self.fail(n, f"unknown function '{_dotted(func)}'")
+        if isinstance(func.value, ast.Constant):
+            raise self.fail(n, f"'.{func.attr}()' is called on a number; methods belong to arrays")
         return self.call(n, list(options), [func.value, *n.args])
 
     def unknown(self, path: str, name: str) -> str:
@@ -438,15 +459,15 @@ class _Walker:
         for i, a in enumerate(arg_nodes):
             args.append(self.literal(a, f"{name}()'s argument {i + 1}") if i in c.numbers else self.walk(a))
         operands = [(a, x) for a, x in zip(arg_nodes, args, strict=True) if isinstance(x, Node)]
-        if name in ("maximum", "minimum") and len(operands) == 2:
+        if name in ("maximum", "minimum", "logaddexp") and len(operands) == 2:  # numpy broadcasts these
             (_, a), (_, b) = operands
-            return self.build(n, lambda: node(name, *self.broadcast(a, b)), *operands)
+            return self.build(n, lambda: c.build(list(self.broadcast(a, b)), keywords), *operands)
         return self.build(n, lambda: c.build(args, keywords), *operands)
 
     def literal(self, n: ast.AST, what: str) -> int | None:
         """A keyword's value or a numeric argument: a whole number (or None), never evaluated."""
-        if isinstance(n, ast.Constant) and n.value is None:
-            return None
+        if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, bool)):
+            return n.value
         sign = 1
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
             sign, n = -1, n.operand
@@ -652,6 +673,17 @@ def _depth(tree: ast.AST) -> int:
     return deepest
 
 
+def _show(value: object, limit: int = 40) -> str:
+    """A user's value for a message: its repr, cut when long; a huge integer is not written out."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to convert to text, inside a tuple
+        text = f"a {type(value).__name__} with a huge integer"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, Shape]:
     """Validate user shapes: names to tuples of positive ints or dimension names."""
     out: dict[str, Shape] = {}
@@ -663,7 +695,7 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
         if isinstance(dims, int | str | sp.Basic):
             dims = (dims,)
         if not isinstance(dims, Sequence) or isinstance(dims, bytes) or len(dims) > 4:
-            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {dims!r}"[:200])
+            raise DeriveError(f"shape of '{name}' must be a tuple of at most 4 dimensions, got {_show(dims)}")
         shape = []
         for d in dims:
             if isinstance(d, sp.Basic) and not d.is_Integer and not d.is_Symbol:
@@ -674,11 +706,11 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
             if isinstance(d, sp.Basic):
                 d = int(d) if d.is_Integer else str(d)
             if isinstance(d, bool) or not isinstance(d, int | str):
-                raise DeriveError(f"shape of '{name}': {d!r} is neither a size nor a dimension name"[:200])
+                raise DeriveError(f"shape of '{name}': {_show(d)} is neither a size nor a dimension name")
             if isinstance(d, int) and not 1 <= d <= MAX_DIM:
-                raise DeriveError(f"shape of '{name}': size {str(d)[:20]} is out of range (1 to {MAX_DIM})")
+                raise DeriveError(f"shape of '{name}': size {_show(d)} is out of range (1 to {MAX_DIM})")
             if isinstance(d, str) and not _NAME.match(d):
-                raise DeriveError(f"shape of '{name}': {d[:40]!r} is not a dimension name")
+                raise DeriveError(f"shape of '{name}': {_show(d)} is not a dimension name")
             shape.append(sp.Integer(d) if isinstance(d, int) else dim(d))
         out[name] = tuple(shape)
     return out
@@ -801,7 +833,7 @@ def _uses(tree: ast.AST, w: _Walker) -> dict[str, list[tuple[Shape | str | None,
                 met = w.shapes_at.get(id(other))
                 if met == () and _plain(other):
                     met = "neutral"  # a number or a bare variable says nothing about this name's shape
-                scaling = isinstance(p.op, ast.Mult | ast.Div)
+                scaling = isinstance(p.op, ast.Mult | ast.Div) and _plain(other)
             break
         out.setdefault(name, []).append((met, scaling))
     return out
@@ -843,5 +875,6 @@ def _choices(tree: ast.AST, w: _Walker, inferred: tuple[str, ...], scalars: set[
     if not out:
         return ()
     names = ", ".join(f"'{n}'" for n in out)
-    return (f"{names} taken as vector{'s' if len(out) > 1 else ''} (the expression allows a scalar too;"
-            " declare the shape, e.g. --shape c=, to choose)",)  # fmt: skip
+    plural = "s" if len(out) > 1 else ""
+    return (f"{names} taken as vector{plural} of one length; the expression allows a scalar too (declare"
+            f" '{out[0]}' with an empty shape for a scalar: --shape {out[0]}= on the command line)",)  # fmt: skip

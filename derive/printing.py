@@ -226,6 +226,7 @@ class MathPrinter(Printer):
     INV = "⁻¹"
     INV_T = "⁻ᵀ"
     HADAMARD = " ∘ "
+    OSLASH = " ⊘ "
     KRON = " ⊗ "
     TIMES = " "
     ONES = "𝟏"
@@ -257,7 +258,7 @@ class MathPrinter(Printer):
         return f"‖{inner}‖"
 
     def frac(self, num: str, den: str) -> str:
-        return f"{num}/{den}"
+        return f"{num}/({den})" if " " in den and not den.startswith("(") else f"{num}/{den}"
 
     def num(self, c: sp.Expr) -> str:
         return str(c)
@@ -268,8 +269,16 @@ class MathPrinter(Printer):
     def dimtext(self, d: sp.Expr) -> str:
         return str(d)
 
-    def join(self, left: str, right: str) -> str:
+    FRAC_PAREN = True  # 2/n before a factor needs parentheses in plain text: (2/n) x
+
+    def join(self, *parts: str) -> str:
         """Juxtaposition: a product written without a sign."""
+        out = parts[0]
+        for right in parts[1:]:
+            out = self._join(out, right)
+        return out
+
+    def _join(self, left: str, right: str) -> str:
         return left + self.TIMES + right
 
     def number(self, c: sp.Expr) -> tuple[str, int]:
@@ -326,7 +335,7 @@ class TextPrinter(MathPrinter):
     def subscript(self, label: str) -> str:
         return label.translate(_SUBSCRIPT_DIGITS) if label.isdigit() else f"_{label}"
 
-    def join(self, left: str, right: str) -> str:
+    def _join(self, left: str, right: str) -> str:
         return left + ("" if right.startswith("(") else self.TIMES) + right
 
 
@@ -336,7 +345,9 @@ class LatexPrinter(MathPrinter):
     ``transpose`` is ``"top"`` (A^{\\top}, the default) or ``"T"`` (A^T).
     """
 
+    FRAC_PAREN = False
     HADAMARD = " \\odot "
+    OSLASH = " \\oslash "
     KRON = " \\otimes "
     TIMES = " "
     ONES = "\\mathbf{1}"
@@ -401,9 +412,10 @@ def latex_name(name: str, vector: bool) -> str:
     accepts (x__, x_1_2, W1_b, x_) literally, its underscores escaped: \\mathit{x\\_1\\_2}.
 
     Names are ASCII letters, digits and underscores (the parser refuses others), so nothing here
-    is a LaTeX command: ``frac`` is the letters f r a c.
+    is a LaTeX command: ``frac`` is the letters f r a c. The write-up's own letters for named
+    results may be Greek, given as their commands (``\\xi``, ``\\xi2``), never from the input.
     """
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+    if not re.fullmatch(r"\\?[A-Za-z][A-Za-z0-9_]*", name):
         raise PrintError(f"no LaTeX form for the name {name!r}")
     base, _, sub = name.partition("_")
     digits = ""
@@ -440,3 +452,61 @@ class EntryLatexPrinter(SympyLatexPrinter):
 
 
 __all__ = ["ADD", "Callable", "EntryLatexPrinter", "LatexPrinter", "NumpyPrinter", "PrintError", "TextPrinter"]
+
+
+# ----- names for repeated parts -----
+
+NAMEABLE = frozenset({"fn", "softmax", "logsoftmax", "logsumexp", "conv2d", "maxpool", "add", "matmul", "inv"})
+_LETTERS = MappingProxyType({"softmax": "p", "logsoftmax": "q", "sigmoid": "s", "tanh": "h", "relu": "h",
+                             "conv2d": "z", "maxpool": "z"})  # fmt: skip
+_SPARE = ("u", "v", "r", "q", "g", "t", "a", "c", "d", "e")
+
+
+def repeated_parts(roots: list[Node], taken: set[str], printer: MathPrinter) -> dict[Node, str]:
+    """Short names for the parts of ``roots`` written more than once: (diag(p) - p pᵀ) W, where p = softmax(W x).
+
+    A part is named when it occurs at least twice (as written out, not merely shared), is a function
+    application or a compound product or sum, and is long (10 characters) or occurs three times. Names avoid
+    ``taken`` (the expression's variables); vectors are lower-case, matrices upper-case.
+    """
+    count: dict[Node, int] = {}
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        count[n] = count.get(n, 0) + 1
+        if count[n] == 1:
+            stack.extend(n.args)
+        else:  # every occurrence of n repeats its whole subtree
+            stack.extend(_subtree_once(n))
+    names: dict[Node, str] = {}
+    used = {t.lower() for t in taken}
+    order = [n for n in reversed(topo_all(roots)) if count.get(n, 0) > 1]
+    for n in order:
+        size = len(printer.doprint(n))
+        if n.op not in NAMEABLE or n.ndim == 0 or size < 7 or (count[n] < 3 and size < 10):
+            continue  # short parts written twice read best inline: (S x - y) xᵀ + x(S x - y)ᵀ
+        if any(n in _subtree_once(m) for m in names):  # already inside a named part
+            continue
+        kind = n.attr[0] if n.op == "fn" else n.op
+        for letter in (_LETTERS.get(kind, "u"), *_SPARE):
+            if letter not in used:
+                used.add(letter)
+                names[n] = letter.upper() if n.ndim == 2 else letter
+                break
+    return names
+
+
+def _subtree_once(n: Node) -> list[Node]:
+    from .ir import topo
+
+    return topo(n)[:-1]
+
+
+def topo_all(roots: list[Node]) -> list[Node]:
+    from .ir import topo
+
+    out: dict[Node, None] = {}
+    for r in roots:
+        for n in topo(r):
+            out[n] = None
+    return list(out)

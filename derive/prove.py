@@ -32,12 +32,13 @@ import sympy as sp
 
 from . import explicit as ex
 from .context import Budget, OutOfTime
-from .domains import DomainError, ExactDomain, Fp, ModularDomain, MpDomain, P, TooBig, exact_backend
+from .domains import DomainError, ExactDomain, Fp, ModularDomain, MpDomain, P, TooBig
 from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded
 from .ir import Node
 
 TARGET_BITS = 60  # a probabilistic proof is reported once its error bound is below 2^-60
 EXACT_SHARE = 0.75  # of the time left after the modular rounds, for the exact check (the rest: the numeric one)
+RAISE = "raise it with --max-seconds, or derive(..., max_seconds=...)"
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Proof:
     mismatches: tuple[Mismatch, ...] = field(default=())
     exact: bool = False
     bits: int | None = None  # a probabilistic proof's error bound, 2^-bits
+    undefined: bool = False  # the expression has no value at these sizes (a singular matrix, say)
 
     @property
     def ok(self) -> bool:
@@ -128,27 +130,12 @@ def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, 
     return want, got
 
 
-def _values(ents: Entries, point: Callable[[], Any], zero: Any) -> dict[str, np.ndarray]:
-    """Every variable's entries at one point: ``point()`` for each free entry (once), ``zero`` elsewhere."""
-    values, at = {}, {}
-    for name, lab in ents.labels.items():
-        arr = np.empty(lab.shape, dtype=object)
-        for idx in np.ndindex(*lab.shape):
-            if ents.free[name][idx] is None:
-                arr[idx] = zero
-            else:
-                if lab[idx] not in at:
-                    at[lab[idx]] = point()
-                arr[idx] = at[lab[idx]]
-        values[name] = arr
-    return values
-
-
 def _modular_round(s: Sides, ents: Entries, seed: int,
                    budget: Budget | None = None) -> tuple[list[tuple[int, ...]], int, ModularDomain]:  # fmt: skip
     """(indices that differ, log2 of the error bound, the domain) at one random point mod p."""
     dom = ModularDomain(seed)
-    want, got = _sides(s, ents, _values(ents, dom.point, Fp(0)), dom, Fp(1), Fp(0), budget)
+    values = ents.fill(lambda label: dom.point(), Fp(0))
+    want, got = _sides(s, ents, values, dom, Fp(1), Fp(0), budget)
     bad, degree = [], 1
     for idx in np.ndindex(*want.shape):
         if budget is not None:
@@ -162,18 +149,14 @@ def _modular_round(s: Sides, ents: Entries, seed: int,
     return bad, math.ceil(bits - math.log2(P)), dom
 
 
-def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> list[tuple[int, ...]]:
-    """Indices whose difference is not zero as a rational function (exact)."""
+def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> tuple[list[tuple[int, ...]], str]:
+    """(indices whose difference is not zero as a rational function, the library that did the algebra)."""
     labels = _labels(ents)
     dom = ExactDomain(labels, atoms, budget)
-    values = {}
-    for name, lab in ents.labels.items():
-        arr = np.empty(lab.shape, dtype=object)
-        for idx in np.ndindex(*lab.shape):
-            arr[idx] = dom.const(0) if ents.free[name][idx] is None else dom.variable(lab[idx])
-        values[name] = arr
+    values = ents.fill(dom.variable, dom.const(0))
     want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget)
-    return [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+    wrong = [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
+    return wrong, dom.ring.name
 
 
 SHOWN = 2000  # the largest entry (SymPy tree size) a refutation shows symbolically
@@ -187,7 +170,7 @@ def _confirm(s: Sides, ents: Entries, bad: Sequence[tuple[int, ...]], seed: int,
     real, shown = False, None
     for _ in range(3):
         dom = MpDomain(30)
-        values = _values(ents, lambda d=dom: d.const(Fraction(rng.randint(3, 17), rng.randint(5, 11))), dom.const(0))
+        values = ents.fill(lambda label, d=dom: d.const(Fraction(rng.randint(3, 17), rng.randint(5, 11))), dom.const(0))
         try:
             want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget)
         except (DomainError, ZeroDivisionError, OverflowError, ValueError):
@@ -234,10 +217,11 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
                 break
             bits += b
     except OutOfTime:
-        return done("not finished", f"the time budget ({budget.seconds:g} s) ran out before the first check finished")
+        return done("not finished", f"not finished in {budget.seconds:g} s of CPU time: the time budget ran out before"
+                    f" the first check finished ({RAISE})")  # fmt: skip
     if dom is None:
         return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
-                    " undefined everywhere)")  # fmt: skip
+                    " undefined everywhere)", undefined=True)  # fmt: skip
     if bad:
         try:
             mismatches, real = _confirm(s, ents, bad, seed, budget)
@@ -255,14 +239,13 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         " (Schwartz-Zippel)"
     )
     try:
-        wrong = _exact(s, ents, dom.atoms + 8, budget.part(EXACT_SHARE))
+        wrong, backend = _exact(s, ents, dom.atoms + 8, budget.part(EXACT_SHARE))
     except OutOfTime:
-        return done("proven", modular + f"; the exact check did not finish within the time budget"
-                    f" ({budget.seconds:g} s)", bits=-bits)  # fmt: skip
+        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
+                    bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
         return done("proven", modular + f"; the exact check stopped: {e}", bits=-bits)
     if not wrong:
-        backend = "python-flint" if exact_backend() == "flint" else "SymPy's polynomials"
         return done("proven", "the matrix form equals the element-wise derivative (the scalar chain rule entry by"
                     f" entry), exactly: equal as rational functions ({backend})", exact=True)  # fmt: skip
     return done("proven", modular + "; exactly, some entries need an identity between exp, log or root terms",

@@ -1,7 +1,13 @@
-"""Shared test setup: numpy is seeded; golden files refresh only with --update."""
+"""Shared test setup: numpy is seeded; golden files refresh only with --update; the tiny CNN is derived once."""
 
 import numpy as np
 import pytest
+
+from derive import Derivation, derive
+from derive.article import CNN
+
+#: The article's part-two sizes (derive.article.PART_TWO): a 3x3 input, two 2x2 kernels, two classes.
+CNN_SHAPES = {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,3 +22,9 @@ def update(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn() -> dict[str, Derivation]:
+    """The tiny CNN's loss by K, W and X, derived once for the whole run (its exact proofs take most of a minute)."""
+    return {wrt: derive(CNN, wrt, CNN_SHAPES) for wrt in ("K", "W", "X")}

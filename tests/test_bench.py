@@ -1,82 +1,123 @@
-"""The benchmark's code paths at tiny sizes: it prints its tables and every variant agrees with careful numpy.
+"""The benchmark's code paths at tiny sizes: its tables print, every variant agrees with careful numpy, and the
+careful references agree with central differences of the loss they differentiate.
 
-No timing is asserted. jax and autograd are optional: without them their rows are skipped.
+No timing is asserted: the smoke run is held to a CPU-time budget only. jax and autograd are optional.
 """
 
 import importlib.util
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # bench/ is not part of the installed package
+
+from bench import profile, targets  # noqa: E402
+from bench import run as bench_run  # noqa: E402
+from bench.variants import AUTOGRAD, CAREFUL, DERIVE, JAX, NAIVE, ONE, numpy_ops  # noqa: E402
+from bench.workloads import WORKLOADS, Workload  # noqa: E402
+
+SMOKE_CPU_SECONDS = 120  # the whole smoke run, all threads: about 15 s here
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("derive_bench_run", RUN)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
-
-
-def test_smoke_run_prints_tables_and_every_variant_agrees(bench) -> None:
+def smoke() -> tuple[bench_run.Run, str, float]:
     out = io.StringIO()
-    rep = bench.run("smoke", out=out)
-    text = out.getvalue()
-    assert text == rep.markdown + "\n"
-    for heading in ("## 1a.", "## 1b.", "## 2a.", "## 2b.", "## 3.", "## 4.", "## 5. Targets"):
+    t0 = time.process_time()
+    r = bench_run.run("smoke", out=out)
+    return r, out.getvalue(), time.process_time() - t0
+
+
+def test_smoke_run_prints_its_tables_within_its_cpu_budget(smoke) -> None:
+    r, text, cpu = smoke
+    assert text == r.markdown + "\n"
+    for heading in ("### Machine", "### Targets", "### derive against careful numpy", "### Derivation cost",
+                    "### The physical limit", "| fact | value |", "BLAS (threadpoolctl)"):  # fmt: skip
         assert heading in text
-    assert "| variant | n=8 |" in text
-    assert "| fact | value |" in text
-    # every variant of every case was checked against careful numpy, and agrees
-    assert rep.agreement
-    assert all(ok for *_, ok, _ in rep.agreement), [a for a in rep.agreement if not a[3]]
-    checked = {(case, variant) for case, _, variant, _, _ in rep.agreement}
-    for case, variant in [
-        ("grad", bench.DERIVE_GRAD),
-        ("grad", bench.NAIVE_GRAD),
-        ("grad", bench.LAMBDIFY),
-        ("hess", bench.DERIVE_HESS),
-        ("jac", bench.DERIVE_JAC),
-        ("jac", bench.NAIVE_JAC),
-        ("mlp", bench.DERIVE_MLP),
-    ]:
-        assert (case, variant) in checked
-    for peer, row in (
-        ("jax", bench.JAX_GRAD),
-        ("autograd", bench.AUTOGRAD_GRAD),
-        ("threadpoolctl", bench.DERIVE_GRAD_1),
-    ):
-        if importlib.util.find_spec(peer) is None:
-            assert f"{peer} is not" in text
-        else:
-            assert ("grad", row) in checked
+    assert "**Targets:" in text and " pass**" in text
+    for w in WORKLOADS:
+        assert f"| {w.title} | {w.smoke.label} |" in text  # a summary row
+        assert f"### {w.title}: `{w.expr}`" in text  # its detail table
+    assert cpu < SMOKE_CPU_SECONDS
 
 
-def test_missing_peers_are_skipped_with_a_line(bench, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_variant_of_every_workload_agrees_with_careful_numpy(smoke) -> None:
+    r, _, _ = smoke
+    assert [res.workload.key for res in r.results] == [w.key for w in WORKLOADS]
+    assert not r.disagreements
+    for res in r.results:
+        checked = set(res.case.agrees)
+        assert {f"{DERIVE}, {ONE}", f"{CAREFUL}, {ONE}"} <= checked or importlib.util.find_spec("threadpoolctl") is None
+        if res.workload.naive is not None:
+            assert any(k.startswith(NAIVE) for k in checked)
+        for peer, name in (("jax", JAX), ("autograd", AUTOGRAD)):
+            assert (importlib.util.find_spec(peer) is None) != any(k.startswith(name) for k in checked)
+
+
+def test_every_target_is_reported(smoke) -> None:
+    r, text, _ = smoke
+    small = sum(w.smoke.small for w in WORKLOADS)
+    # per workload and size: careful numpy, jax.jit, peak memory; and the per-call overhead at small n
+    assert len(targets.issue_15(r.results)) == 3 * len(r.results) + small
+    assert all(t.verdict in ("PASS", "MISS", "not measured") for t in r.targets)
+    assert text.count("** — ") == len(r.targets)
+
+
+def test_missing_peers_are_skipped_with_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "jax", None)  # as if not installed: import raises ImportError
     monkeypatch.setitem(sys.modules, "autograd", None)
     out = io.StringIO()
-    rep = bench.run("smoke", out=out, sections=["grad"])
+    r = bench_run.run("smoke", out=out, sections=["lsq-grad"])
     text = out.getvalue()
-    assert "jax is not importable" in text
-    assert "autograd is not importable" in text
-    assert "jax.jit" not in text.split("## 1a.")[1].split("## 5.")[0]
-    assert all(ok for *_, ok, _ in rep.agreement)
+    assert "jax is not importable" in text and "autograd is not importable" in text
+    assert "`jax.jit`" not in text
+    assert not r.disagreements
 
 
-def test_hand_written_references_match_their_definitions(bench) -> None:
-    rng = np.random.default_rng(1)
-    W, x, b = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(3)
-    s = 1 / (1 + np.exp(-(W @ x + b)))
-    want = np.zeros((3, 3, 4))  # d sigma_i / d W_jk = [i == j] sigma'_i x_k
-    for i in range(3):
-        want[i, i, :] = s[i] * (1 - s[i]) * x
-    assert np.allclose(bench.careful_sigmoid_jac(W, x, b), want)
-    assert np.allclose(bench.naive_sigmoid_jac(W, x, b), want)
-    assert bench.growth({8: 1.0, 16: 4.0, 32: 16.0}) == pytest.approx(2.0)
+def _numeric_derivative(f, args: list[np.ndarray], i: int, h: float = 1e-6) -> np.ndarray:
+    """Central differences of f by args[i], entry by entry: shape f's value + args[i]'s."""
+    x = args[i]
+    cols = []
+    for k in range(x.size):
+        e = np.zeros(x.size)
+        e[k] = h
+        up = [*args[:i], x + e.reshape(x.shape), *args[i + 1 :]]
+        down = [*args[:i], x - e.reshape(x.shape), *args[i + 1 :]]
+        cols.append((np.asarray(f(*up)) - np.asarray(f(*down))) / (2 * h))
+    d = np.stack(cols, axis=-1)
+    return d.reshape(np.shape(f(*args)) + x.shape)
+
+
+def _first_derivative(w: Workload):
+    """The careful gradient this workload's Hessian differentiates, or the loss itself."""
+    if w.kind != "hess":
+        return lambda *a: w.loss(numpy_ops(), *a)
+    return next(v.careful for v in WORKLOADS if v.expr == w.expr and v.wrt == w.wrt[0])
+
+
+@pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: w.key)
+def test_careful_reference_matches_central_differences(w: Workload) -> None:
+    # the careful numpy against an independent computation: central differences of the loss written in numpy
+    # (for a Hessian: of the careful gradient, itself checked here)
+    a = w.inputs(w.smoke.dims, np.random.default_rng(3))
+    args = [a[n] for n in w.args]
+    want = _numeric_derivative(_first_derivative(w), args, w.argnum)
+    assert np.allclose(w.careful(*args), want, rtol=1e-5, atol=1e-6)
+    if w.naive is not None:
+        assert np.allclose(w.naive(*args), want, rtol=1e-5, atol=1e-6)
+
+
+def test_profile_times_each_operation_of_a_function_alone() -> None:
+    src = 'def g(A, x):\n    """doc"""\n    t1 = A @ x\n    return 2 * (A.T @ np.tanh(t1))\n'
+    A, x = np.ones((3, 3)), np.ones(3)
+    steps = profile.profile(src, "g", {"np": np}, {"A": A, "x": x})
+    assert [s.text for s in steps] == ["A @ x", "np.tanh(t1)", "A.T @ np.tanh(…)", "2 * …"]
+    assert all(s.seconds > 0 for s in steps)
+    assert "`A @ x`" in profile.summary(steps, share=0.0)
+    src = "def h(X):\n    return np.linalg.inv(X).T, np.tanh(X)[:, 0]\n"
+    texts = [s.text for s in profile.profile(src, "h", {"np": np}, {"X": np.eye(2)})]
+    assert texts == ["np.linalg.inv(X)", "np.tanh(X)"]

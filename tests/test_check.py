@@ -86,3 +86,54 @@ def test_claim_is_never_evaluated(tmp_path) -> None:
     with pytest.raises(DeriveError):
         check("norm(x)", "x", f"__import__('os').system('touch {canary}')")
     assert not canary.exists()
+
+
+# ----- layout -----
+
+
+@pytest.mark.parametrize(
+    ("expr", "wrt", "layout", "claim"),
+    [
+        # d(x^T A y)/dA = x y^T (the gradient); numerator layout is its transpose, y x^T
+        ("x @ A @ y", "A", None, "outer(x, y)"),
+        ("x @ A @ y", "A", "denominator", "outer(x, y)"),
+        ("x @ A @ y", "A", "numerator", "outer(y, x)"),
+        # d(A x)/dx = A, one row per output (numerator); denominator layout is A^T
+        ("A @ x", "x", None, "A"),
+        ("A @ x", "x", "numerator", "A"),
+        ("A @ x", "x", "denominator", "A.T"),
+        # d/dx of x^T x is 2x in every layout: a 1-D claim has no orientation
+        ("x @ x", "x", "numerator", "2 * x"),
+    ],
+)
+def test_claim_in_the_named_layout_holds(expr: str, wrt: str, layout: str | None, claim: str) -> None:
+    assert check(expr, wrt, claim, layout=layout).ok
+
+
+def test_claim_in_the_other_layout_is_the_transpose() -> None:
+    c = check("x @ A @ y", "A", "outer(x, y)", layout="numerator")
+    assert not c.ok
+    assert "transpose" in c.mistake
+
+
+def test_unknown_layout_is_refused() -> None:
+    with pytest.raises(DeriveError, match="layout"):
+        check("A @ x", "x", "A", layout="sideways")
+
+
+# ----- Jupyter display -----
+
+
+def test_check_shows_itself_in_jupyter() -> None:
+    good = check("norm(A @ x - b)**2", "x", "2 * A.T @ (A @ x - b)")
+    assert good._repr_markdown_().startswith("**The claim holds**: `2 * A.T @ (A @ x - b)`")
+    assert good._repr_latex_().startswith("$$\\text{the claim holds") and good._repr_latex_().endswith("$$")
+    bad = check("A @ x - b", None, "[a11*x1 + a12*x2 - b1, a21*x1 + a22*x2 - b1]")
+    md, tex = bad._repr_markdown_(), bad._repr_latex_()
+    assert md.startswith("**The claim fails**")
+    # the counterexample as math: claimed a21 x1 + a22 x2 - b1, correct ... - b2
+    assert f"claimed ${sp.latex(bad.mismatch.got)}$" in md and f"correct ${sp.latex(bad.mismatch.expected)}$" in md
+    assert sp.latex(bad.mismatch.expected) in tex and tex.count("{") == tex.count("}")
+    shape = check("norm(A @ x - b)**2", "x", "A @ (A @ x - b)")  # no mismatch entry: the message, escaped
+    assert shape.mismatch is None and "\\_" not in shape._repr_latex_()
+    assert shape._repr_markdown_().startswith("**The claim fails**")

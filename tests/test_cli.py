@@ -1,13 +1,20 @@
 """The derive command: exit statuses, one-line errors, nothing half-written."""
 
+import argparse
+import contextlib
+import io
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from derive.cli import main
+from derive import derive
+from derive.cli import EPILOG, default_name, main, parser
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -124,3 +131,214 @@ def test_hostile_claim_is_never_evaluated(tmp_path: Path) -> None:
     r = run("norm(x)", "--wrt", "x", "--check", f"__import__('os').system('touch {canary}')")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert not canary.exists()
+
+
+# ----- help, version, and what each option does -----
+
+
+def test_help_has_examples_exit_statuses_and_help_for_every_option(capsys: pytest.CaptureFixture) -> None:
+    p = parser()
+    for action in p._actions:
+        assert action.help and action.help != argparse.SUPPRESS, f"{action.option_strings or action.dest} has no help"
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "exit status:" in text
+    for status in ("0 ", "1 ", "2 ", "130 "):
+        assert f"\n  {status}" in text, status
+    assert "--layout" in text and "numerator" in text
+
+
+def test_help_examples_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every `derive ...` line in --help, run in an empty directory: exit 0, or 1 for nothing
+    monkeypatch.chdir(tmp_path)
+    lines = [ln.strip() for ln in EPILOG.splitlines() if ln.strip().startswith("derive ")]
+    assert len(lines) >= 5
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            status = main(argv)
+        assert status == 0, (line, err.getvalue())
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture) -> None:
+    import derive
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"derive {derive.__version__}\n"
+
+
+# ----- no traceback, ever -----
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["sum(conv2d(X, K) * G)", "--wrt", "K"], ["declare the shapes of 'X' and 'K'", "X=4,4", "K=2,2"]),
+        (["sum(conv2d(X, K) * G)", "--wrt", "X"], ["declare the shapes of 'X' and 'K'"]),
+        (["conv2d(X, K)", "--wrt", "K"], ["declare the shapes of 'X' and 'K'"]),
+        (["conv2d(X, K)", "--wrt", "K", "--shape", "X=3,3"], ["declare the shape of 'K'", "K=2,2"]),
+        (["sum(conv2d(relu(X), K))", "--wrt", "K", "--shape", "K=2,2"], ["declare the shape of 'X'"]),
+        (["x", "--wrt", "x", "--shape", "x=" + "9" * 5000], ["--shape", "out of range"]),
+        (["x", "--wrt", "x", "--shape", "x=n," + "9" * 5000], ["--shape", "out of range"]),
+        (["kron(A, B) + kron(C, D)", "--wrt", "A"], ["A.shape[0]*B.shape[0]", "C.shape[0]*D.shape[0]"]),
+        (["kron(x, y) + x", "--wrt", "x"], ["x.shape[0]*y.shape[0]"]),
+    ],
+)
+def test_no_traceback_and_the_users_names(
+    tmp_path: Path, args: list[str], words: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    assert main([*args, "-o", str(out)]) == 2  # any other exception would escape main: the process's traceback
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("derive: error:"), lines
+    assert len(lines[0]) < 400
+    for w in words:
+        assert w in lines[0]
+    assert not re.search(r"(?<![\w.])_[A-Za-z]\w*\d", lines[0]), "an internal dimension name"
+    assert not out.exists()
+
+
+def test_flatten_then_product_infers_the_vector_length(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    # flatten(A) @ x: x has as many entries as A, so its length is m n (it was a traceback)
+    assert main(["flatten(A) @ x", "--wrt", "A", "--format", "md", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "proven" in out
+    d = derive("flatten(A) @ x", "A")
+    m, n = d.shapes["A"]
+    assert d.shapes["x"] == (m * n,)
+
+
+# ----- no matrix form -----
+
+
+def test_no_matrix_form_prints_and_writes_the_elementwise_derivative(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # sum(kron(x, x)) = (sum_i x_i)^2, so every partial derivative is 2 (x1 + x2) at x in R^2
+    assert main(["sum(kron(x, x))", "--wrt", "x", "--name", "k", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no matrix form" in out
+    assert "[2*x1 + 2*x2, 2*x1 + 2*x2]" in out
+    assert "not written: k.py (numpy code needs a matrix form)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.fragment.tex", "k.md", "k.tex"]
+    md = (tmp_path / "k.md").read_text()
+    assert "2 x_{1} + 2 x_{2}" in md and "No rule gives a matrix form" in md
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")
+def test_no_matrix_form_writeup_compiles(tmp_path: Path) -> None:
+    assert main(["sum(kron(x, x))", "--wrt", "x", "--name", "k", "--format", "tex", "-o", str(tmp_path)]) == 0
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "k.tex"], cwd=tmp_path,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_no_matrix_form_and_only_py_is_exit_2(tmp_path: Path) -> None:
+    r = run("sum(kron(x, x))", "--wrt", "x", "--format", "py", "-o", str(tmp_path / "out"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "matrix form" in r.stderr
+    assert "[2*x1 + 2*x2, 2*x1 + 2*x2]" in r.stdout
+    assert not (tmp_path / "out").exists()
+
+
+# ----- --check -----
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        # d(x^T A y)/dA = x y^T; in numerator layout its transpose, y x^T
+        (["x @ A @ y", "--wrt", "A", "--layout", "numerator", "--check", "outer(y, x)"], 0),
+        (["x @ A @ y", "--wrt", "A", "--check", "outer(x, y)"], 0),
+        (["x @ A @ y", "--wrt", "A", "--layout", "denominator", "--check", "outer(x, y)"], 0),
+        (["x @ A @ y", "--wrt", "A", "--check", "outer(y, x)"], 1),
+        (["x @ A @ y", "--wrt", "A", "--layout", "numerator", "--check", "outer(x, y)"], 1),
+        # d(A x)/dx = A (numerator); in denominator layout A^T
+        (["A @ x", "--wrt", "x", "--check", "A"], 0),
+        (["A @ x", "--wrt", "x", "--layout", "denominator", "--check", "A.T"], 0),
+        (["A @ x", "--wrt", "x", "--layout", "denominator", "--check", "A"], 1),
+    ],
+)
+def test_check_honours_layout(args: list[str], status: int, capsys: pytest.CaptureFixture) -> None:
+    assert main(args) == status, capsys.readouterr()
+
+
+def test_check_an_expansion_without_wrt(capsys: pytest.CaptureFixture) -> None:
+    # the article's expansion of A x - b at 2x2: the second row must subtract b2
+    right = "[a11*x1 + a12*x2 - b1, a21*x1 + a22*x2 - b2]"
+    assert main(["A @ x - b", "--check", right]) == 0
+    assert "holds" in capsys.readouterr().out
+    assert main(["A @ x - b", "--check", right.replace("b2", "b1")]) == 1
+    out = capsys.readouterr().out
+    assert "entry (2,)" in out and "b1 - b2" in out
+
+
+def test_wrt_is_required_without_check() -> None:
+    r = run("A @ x")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--wrt" in r.stderr
+
+
+# ----- --size -----
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["A @ x", "--wrt", "x", "--size", "k=3"], ["--size", "'k'", "m, n"]),
+        (["A @ x", "--wrt", "x", "--shape", "A=2,3", "--size", "n=3"], ["--size", "every shape here is a number"]),
+    ],
+)
+def test_size_must_name_a_dimension(
+    tmp_path: Path, args: list[str], words: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    assert main([*args, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    for w in words:
+        assert w in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_size_sets_the_expansion(tmp_path: Path) -> None:
+    assert main(["A @ x", "--wrt", "x", "--size", "n=3", "--format", "md", "--name", "s", "-o", str(tmp_path)]) == 0
+    md = (tmp_path / "s.md").read_text()
+    assert "x_{3}" in md and "x_{4}" not in md
+
+
+# ----- default names -----
+
+
+def test_default_names_spell_the_operators() -> None:
+    assert [default_name(e, ["x"]) for e in ("x * y", "x @ y", "x + y", "x - y", "x / y", "x ** 2")] == [
+        "x_times_y_by_x", "x_matmul_y_by_x", "x_plus_y_by_x", "x_minus_y_by_x", "x_div_y_by_x", "x_pow_2_by_x",
+    ]  # fmt: skip
+
+
+DISTINCT = [
+    "x * y", "x @ y", "x + y", "x - y", "x / y", "x*y", "(x + y) * z", "x + y * z", "x + (y * z)",
+    "norm(A @ x - b)**2", "norm(A @ x) - b**2", "norm(A @ x - b) ** 2", "x_times_y", "x.T @ y", "x_T @ y",
+    "sum(x) * 2", "sum(x * 2)", "a" * 30 + " + x", "a" * 30 + " - x", "a" * 60 + " + x", "a" * 60 + " + y",
+]  # fmt: skip
+
+
+def test_default_names_are_distinct_identifiers(tmp_path: Path) -> None:
+    names = {e: default_name(e, ["x"]) for e in DISTINCT}
+    for e, n in names.items():
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", n), (e, n)
+    same = {"x * y": "x*y", "x + y * z": "x + (y * z)", "norm(A @ x - b)**2": "norm(A @ x - b) ** 2"}
+    distinct = {n for e, n in names.items() if e not in same.values()}
+    assert len(distinct) == len(DISTINCT) - len(same), names
+    for a, b in same.items():  # the same expression, written differently: the same name
+        assert names[a] == names[b], (a, b)
+    assert len(default_name("x + y", ["W" * 30, "V" * 30])) <= 61
+
+
+def test_default_names_do_not_overwrite_each_other(tmp_path: Path) -> None:
+    for e in ("x * y", "x @ y", "x + y", "x - y"):
+        assert main([e, "--wrt", "x", "--format", "md", "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "x_matmul_y_by_x.md", "x_minus_y_by_x.md", "x_plus_y_by_x.md", "x_times_y_by_x.md",
+    ]  # fmt: skip

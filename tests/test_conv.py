@@ -8,20 +8,13 @@ from derive.article import CNN
 from derive.core import load
 from derive.gradcheck import check_grad
 
+from .reference import conv2d
+
 SMALL_2D = {"X": (4, 4), "K": (2, 2)}
 SMALL_3D = {"X": (2, 4, 3), "K": (3, 2, 2, 2)}
 
 
-def reference_conv(X: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Valid cross-correlation by loops: the definition, independent of derive."""
-    X3, K4 = (X[None], K[None, None]) if X.ndim == 2 else (X, K)
-    F, _C, kh, kw = K4.shape
-    out = np.zeros((F, X3.shape[1] - kh + 1, X3.shape[2] - kw + 1))
-    for f in range(F):
-        for i in range(out.shape[1]):
-            for j in range(out.shape[2]):
-                out[f, i, j] = np.sum(X3[:, i : i + kh, j : j + kw] * K4[f])
-    return out[0] if X.ndim == 2 else out
+reference_conv = conv2d
 
 
 def module(expr: str, wrt: str, shapes: dict):
@@ -105,9 +98,12 @@ def test_flatten_is_c_order() -> None:
 
 
 @pytest.mark.parametrize("wrt", ["K", "W", "X"])
-def test_tiny_cnn_gradients_are_proven_and_checked(wrt: str) -> None:
-    shapes = {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}
-    d, mod = module(CNN, wrt, shapes)
+def test_tiny_cnn_gradients_are_proven_and_checked(tiny_cnn: dict, wrt: str) -> None:
+    d = tiny_cnn[wrt]  # derive(CNN, wrt, CNN_SHAPES), once per run (tests/conftest.py)
+    assert d.expr == CNN
+    assert d.proof.status == "proven", d.proof
+    assert d.numeric.ok, d.numeric
+    mod = load(d.numpy_source("f"))
     rng = np.random.default_rng(2)
     args = {"y": np.array([0.0, 1.0]), "W": rng.standard_normal((2, 2))}
     args |= {"X": rng.standard_normal((1, 3, 3)), "K": rng.standard_normal((2, 1, 2, 2))}

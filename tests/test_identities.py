@@ -126,7 +126,7 @@ CASES = [
     # d||r||^2/db1 = 2 (W2^T r) ∘ (1 - h^2)
     (MLP, "b1", f"2 * {DH}", None, None),
     # d||r||^2/dW2 = 2 r h^T
-    (MLP, "W2", f"2 * outer({R}, {H})", None, "2(W2 tanh(W1 x + b1) + b2 - y) tanh(W1 x + b1)ᵀ"),
+    (MLP, "W2", f"2 * outer({R}, {H})", None, "2(W2 h + b2 - y) hᵀ, where h = tanh(W1 x + b1)"),
     # d||r||^2/db2 = 2 r
     (MLP, "b2", f"2 * {R}", None, "2(W2 tanh(W1 x + b1) + b2 - y)"),
     # d||r||^2/dx = 2 W1^T ((W2^T r) ∘ (1 - h^2))
@@ -142,7 +142,13 @@ CASES = [
     # Hessian: d^2||Ax-b||^2/dx^2 = 2 A^T A
     ("norm(A @ x - b)**2", ("x", "x"), "2 * A.T @ A", SQ, "2 Aᵀ A"),
     # Hessian: d^2 logsumexp(x)/dx^2 = diag(p) - p p^T, p = softmax(x)
-    ("logsumexp(x)", ("x", "x"), "diag(softmax(x)) - outer(softmax(x), softmax(x))", None, f"diag({PX}) - {PX} {PX}ᵀ"),
+    (
+        "logsumexp(x)",
+        ("x", "x"),
+        "diag(softmax(x)) - outer(softmax(x), softmax(x))",
+        None,
+        "diag(p) - p pᵀ, where p = softmax(x)",
+    ),
     # Hessian: d^2 sum(σ(Wx+b))/dx^2 = W^T diag(σ''(Wx+b)) W, σ'' = σ(1 - σ)(1 - 2σ)
     ("sum(sigmoid(W @ x + b))", ("x", "x"), f"W.T @ diag({D2SIG}) @ W", {"W": (2, 3)}, "Wᵀ diag(σ″(W x + b)) W"),
     # Hessian: d^2(x^T B x)/dx^2 = B + B^T

@@ -21,6 +21,7 @@ GOLDEN = ROOT / "output"
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """output/ made afresh by ``python -m derive.article``."""
     out = tmp_path_factory.mktemp("output")
     assert generate(str(out)) == 0
     return out

@@ -82,7 +82,7 @@ BAD = [
     # --- arguments
     bad("norm(x, 2)", "column 1", "norm() takes 1 argument, got 2"),
     bad("outer(x)", "column 1", "outer() takes 2 arguments, got 1"),
-    bad("sum(x, keepdims=True)", "column 8", "keyword argument 'keepdims'"),
+    bad("sum(x, dtype=float)", "column 8", "keyword argument 'dtype'"),
     bad("sum(*x)", "column 1", "starred"),
     # --- syntax outside the grammar
     bad("lambda: 1", "column 1", "lambda"),

@@ -2,10 +2,10 @@
 
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -84,37 +84,47 @@ def test_norm_at_zero_is_nan_with_a_warning() -> None:
     assert np.isnan(g).all()
 
 
+def read_until(fd: int, pattern: bytes, seen: bytes = b"") -> bytes:
+    """``seen`` and what the child writes to ``fd`` until the whole text matches ``pattern`` (or the output ends)."""
+    while not re.search(pattern, seen):
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child closed its end: a pty reports EIO
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def ctrl_c_default() -> None:
+    """In the child: Ctrl-C does what it does at a terminal, even if this run inherited it ignored (cmd &)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupt_exits_130_without_traceback_or_files(tmp_path: Path) -> None:
+    # The ready signal: with stderr on a terminal and no delay, each stage announces itself as it starts;
+    # the interrupt is sent once the child says it is proving the matrix form (seconds of work at 80x80).
     out = tmp_path / "out"
+    leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "derive",
-            "norm(A @ x - b)**2",
-            "--wrt",
-            "x",
-            "--prove-at",
-            "m=80",
-            "--prove-at",
-            "n=80",
-            "--max-entries",
-            "7000",
-            "-o",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1.5)  # well into the proof
+        [sys.executable, "-m", "derive", "norm(A @ x - b)**2", "--wrt", "x", "--prove-at", "m=80", "--prove-at", "n=80",
+         "--max-entries", "7000", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=follower, env=os.environ | {"DERIVE_PROGRESS_DELAY": "0"},
+        preexec_fn=ctrl_c_default,
+    )  # fmt: skip
+    os.close(follower)
+    text = read_until(leader, rb"proving the matrix form[^\n]*\n")  # the whole line
+    assert b"proving the matrix form" in text, text
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the run finished before the interrupt arrived")
-    assert proc.returncode == 130
-    assert "Traceback" not in err
-    assert err.strip().splitlines() == ["derive: interrupted"]
+    text = read_until(leader, rb"\0", text)  # the rest, to the end
+    proc.wait()
+    os.close(leader)
+    lines = text.decode().replace("\r", "").splitlines()
+    assert proc.returncode == 130, lines
+    assert "Traceback" not in text.decode()
+    assert lines[-1] == "derive: interrupted"
+    assert all(ln.startswith("derive: ") and ln.endswith("...") for ln in lines[:-1]), lines  # progress only
     assert not out.exists() or not any(out.iterdir())
 
 

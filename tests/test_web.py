@@ -8,6 +8,7 @@ on the clock.
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 import importlib.util
 import json
@@ -84,7 +85,9 @@ def test_the_articles_example(client: TestClient) -> None:
     assert j["text"] == "2 Aᵀ(A x - b)"
     assert "A^{\\top}" in j["latex"]
     assert j["proof"]["status"] == "proven" and j["proof"]["ok"]
+    assert j["proof"]["exact"] is True and j["proof"]["bits"] is None
     assert j["proof"]["sizes"] == {"A": [2, 3], "x": [3], "b": [2]}
+    assert j["notes"] == [] and j["conventions"] == []
     assert j["numeric"]["ok"] and j["numeric"]["error"] < 1e-6
     assert "denominator layout" in j["convention"]
     titles = [s["title"] for s in j["steps"]]
@@ -131,7 +134,11 @@ def test_shapes_and_layout(client: TestClient) -> None:
     j = r.json()
     assert j["text"] == "xᵀ ⊗ I"
     assert j["shapes"] == {"W": [3, 2], "x": [2], "b": [3]}
-    assert j["proof"]["sizes"]["W"] == [3, 2]
+    # The proof writes out small sizes of its own, W never square (a transpose cannot pass by accident);
+    # the numeric check runs the generated code at the declared sizes.
+    m, n = j["proof"]["sizes"]["W"]
+    assert m != n and j["proof"]["sizes"]["x"] == [n] and j["proof"]["sizes"]["b"] == [m]
+    assert j["numeric"]["ok"] and j["numeric"]["sizes"] == {"W": [3, 2], "x": [2], "b": [3]}
     assert j["layout"] == "numerator"
     same = post(client, "/api/derive", {"expr": "W @ x + b", "wrt": ["W"], "shapes": {"W": [3, 2]}})
     assert same.json()["text"] == j["text"]
@@ -164,6 +171,55 @@ def test_a_claim_about_the_value(client: TestClient) -> None:
     )
     assert r.status_code == 200
     assert r.json()["ok"] is False and r.json()["counterexample"]["entry"] == [2]
+
+
+# ----- symmetric and diagonal variables, notes, conventions, how sure the proof is -----
+
+GAUSS = "(x - m) @ inv(S) @ (x - m)"  # the exponent of a Gaussian's density
+
+
+def test_symmetric_and_diagonal_variables_reach_the_engine(client: TestClient) -> None:
+    # d/dm (x - m)^T S^-1 (x - m) = -(S^-T + S^-1)(x - m), with S symmetric: what derive says in-process
+    r = post(client, "/api/derive", {"expr": GAUSS, "wrt": "m", "symmetric": "S"})
+    assert r.status_code == 200
+    assert r.json()["text"] == derive(GAUSS, "m", symmetric=("S",)).text
+    # by a symmetric S the gradient is sym(G) = (G + G^T)/2, not G: the answer differs from the plain one
+    sym = post(client, "/api/derive", {"expr": GAUSS, "wrt": "S", "symmetric": ["S"]}).json()
+    assert sym["text"] == derive(GAUSS, "S", symmetric=("S",)).text != derive(GAUSS, "S").text
+    assert sym["proof"]["ok"] and sym["numeric"]["ok"]
+    assert len(sym["conventions"]) == 1 and "sym(G) = (G + Gᵀ)/2" in sym["conventions"][0]
+    # by a diagonal D: diag(diag(G)), G = x x^T
+    diag = post(client, "/api/derive", {"expr": "x @ D @ x", "wrt": "D", "diagonal": "D"}).json()
+    assert diag["text"] == "diag(x^∘2)" and diag["proof"]["ok"]
+    assert diag["conventions"] == [derive("x @ D @ x", "D", diagonal=("D",)).notes[0]]
+    # a check compares against the symmetric S's entries: 2 S x holds only when s12 = s21
+    claim = {"expr": "x @ S @ x", "wrt": "x", "claim": "2 * S @ x"}
+    assert post(client, "/api/check", {**claim, "symmetric": "S"}).json()["ok"] is True
+    assert post(client, "/api/check", claim).json()["ok"] is False
+
+
+def test_notes_and_conventions_come_with_the_result(client: TestClient) -> None:
+    # a shape chosen for the user: 'a' could be a scalar, and is taken as a vector
+    j = post(client, "/api/derive", {"expr": "sum(a * x)", "wrt": "x"}).json()
+    assert j["notes"] == list(derive("sum(a * x)", "x").problem.notes)
+    assert len(j["notes"]) == 1 and j["notes"][0].startswith("'a', 'x' taken as vectors of one length")
+    # the subgradient conventions of relu and max pooling
+    j = post(client, "/api/derive", {"expr": "sum(maxpool(relu(X), 2) * G)", "wrt": "X", "shapes": "X=4,4"}).json()
+    assert j["notes"] == [] and j["proof"]["ok"]
+    assert any(c.startswith("relu′(0) = 0") for c in j["conventions"])
+    assert any(c.startswith("max pooling: each window's gradient goes to its maximum") for c in j["conventions"])
+
+
+def test_a_probabilistic_proof_says_so() -> None:
+    from dataclasses import replace
+
+    from derive.web.engine import derivation_json
+
+    d = derive("norm(A @ x - b)**2", "x")
+    exact = derivation_json(d)["proof"]
+    assert (exact["ok"], exact["exact"], exact["bits"]) == (True, True, None)
+    likely = derivation_json(replace(d, proof=replace(d.proof, exact=False, bits=90)))["proof"]
+    assert (likely["ok"], likely["exact"], likely["bits"]) == (True, False, 90)
 
 
 # ----- bad input -----
@@ -228,7 +284,9 @@ def test_every_hostile_string_is_a_400_with_one_line_and_no_side_effect(
         ({"expr": "x", "wrt": "x", "shapes": 5}, "'shapes' must be"),
         ({"expr": "x", "wrt": "x", "shapes": "x=3x"}, "--shape 'x=3x'"),
         ({"expr": "x", "wrt": "x", "layout": "sideways"}, "unknown layout 'sideways'"),
-        ({"expr": "x", "wrt": "x", "symmetric": "S"}, "no symmetric variables"),
+        ({"expr": "x", "wrt": "x", "symmetric": "S"}, "'S' is declared symmetric but is not in the expression"),
+        ({"expr": "x @ x", "wrt": "x", "diagonal": "x"}, "'x' is declared diagonal, so it must be a square matrix"),
+        ({"expr": "x", "wrt": "x", "symmetric": 5}, "'symmetric' must be a name"),
         ({"expr": "x", "wrt": "z"}, "variable 'z' is not in the expression"),
         ({"expr": "x", "wrt": "x", "format": "pdf"}, None),
         ([1, 2], "JSON object"),
@@ -381,12 +439,12 @@ def test_variable_names_that_look_like_latex_commands(client: TestClient) -> Non
 PARALLEL = [
     {"expr": "norm(A @ x - b)**2", "wrt": "x"},
     {"expr": "norm(A @ x - b)**2", "wrt": "x, x"},
-    {"expr": "W @ x + b", "wrt": "W"},
     {"expr": "sigmoid(W @ x + b)", "wrt": "W"},
     {"expr": "sigmoid(W @ x + b)", "wrt": "x", "layout": "denominator"},
-    {"expr": "tanh(W @ x)", "wrt": "W", "shapes": "W=3,2"},
-    {"expr": "x @ A @ x", "wrt": "A"},
-    {"expr": "trace(A.T @ B)", "wrt": "B"},
+    {"expr": "sum(maxpool(relu(X), 2) * G)", "wrt": "X", "shapes": "X=4,4"},
+    {"expr": "sum(maxpool(X, 2) * G)", "wrt": "X", "shapes": "X=2,6"},
+    {"expr": GAUSS, "wrt": "S", "symmetric": "S"},
+    {"expr": "x @ D @ x", "wrt": "D", "diagonal": "D"},
 ]
 
 
@@ -401,14 +459,20 @@ def _timeless(j: dict) -> dict:
 
 
 def test_concurrent_requests_give_the_sequential_results() -> None:
-    with TestClient(create_app(cache=0)) as c:
+    # The real engine, eight requests at once (max pooling and structured variables among them), four workers.
+    with TestClient(create_app(cache=0, budget=600)) as c:
         sequential = [_timeless(post(c, "/api/derive", b).json()) for b in PARALLEL]
         claims = [post(c, "/api/check", {**LSQ, "claim": k}).json() for k in CLAIMS]
-    with TestClient(create_app(cache=0, workers=4, backlog=8)) as c, ThreadPoolExecutor(8) as ex:
-        futures = [ex.submit(post, c, "/api/derive", b) for b in PARALLEL]
-        checks = [
-            ex.submit(post, c, "/api/check", {**LSQ, "claim": k}) for k in ("2 * A.T @ (A @ x - b)", "A.T @ A @ x")
-        ]
+    assert all(j["proof"]["ok"] and j["numeric"]["ok"] for j in sequential)
+    start = threading.Barrier(len(PARALLEL) + len(CLAIMS))
+
+    def together(c: TestClient, path: str, body: dict) -> object:
+        start.wait(timeout=60)
+        return post(c, path, body)
+
+    with TestClient(create_app(cache=0, budget=600, workers=4, backlog=8)) as c, ThreadPoolExecutor(10) as ex:
+        futures = [ex.submit(together, c, "/api/derive", b) for b in PARALLEL]
+        checks = [ex.submit(together, c, "/api/check", {**LSQ, "claim": k}) for k in CLAIMS]
         parallel = [f.result() for f in futures]
         assert [r.status_code for r in parallel] == [200] * len(PARALLEL)
         assert [_timeless(r.json()) for r in parallel] == sequential
@@ -417,18 +481,18 @@ def test_concurrent_requests_give_the_sequential_results() -> None:
 
 
 class Gate:
-    """A fake derive() that blocks until released; it records what it was called with."""
+    """A derive() that blocks until released, then derives; it records the keywords it was called with."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
         self.started = threading.Event()
-        self.calls: list[tuple[tuple, dict]] = []
+        self.calls: list[dict] = []
 
-    def __call__(self, expr: str, wrt: object, shapes: object = None, layout: object = None) -> object:
-        self.calls.append(((expr, wrt, shapes, layout), {}))
+    def __call__(self, expr: str, wrt: object, shapes: object = None, **kw: object) -> object:
+        self.calls.append(kw)
         self.started.set()
         assert self.release.wait(timeout=60), "the test never released the gate"
-        return derive(expr, wrt, shapes, layout=layout)
+        return derive(expr, wrt, shapes, **kw)
 
 
 def test_a_request_past_the_budget_gets_a_clear_503_and_the_pool_stays_bounded() -> None:
@@ -447,11 +511,55 @@ def test_a_request_past_the_budget_gets_a_clear_503_and_the_pool_stays_bounded()
         assert app.state.pool.submit(lambda: "free").result(timeout=60) == "free"  # and its place is free again
 
 
+def test_a_proof_past_its_seconds_is_not_finished_and_the_form_still_comes() -> None:
+    # The real engine with almost no CPU time for its proof: it stops and says so, within the budget.
+    with TestClient(create_app(max_seconds=1e-6, cache=0)) as c:
+        r = post(c, "/api/derive", {"expr": "sigmoid(W @ x + b)", "wrt": "W"})
+        assert r.status_code == 200
+        j = r.json()
+        assert j["proof"]["status"] == "not finished" and not j["proof"]["ok"]
+        assert j["proof"]["exact"] is False and j["proof"]["bits"] is None
+        assert "not finished in 1e-06 s of CPU time" in j["proof"]["method"]
+        assert j["text"] == derive("sigmoid(W @ x + b)", "W").text and j["latex"]
+        assert j["numeric"]["ok"]  # the generated code is still checked numerically
+        md = post(c, "/api/download", {"expr": "sigmoid(W @ x + b)", "wrt": "W", "format": "md"})
+        assert md.status_code == 200 and "Proof status: not finished" in md.text
+
+
+def test_the_proof_gets_a_share_of_the_budget() -> None:
+    gate = Gate()
+    gate.release.set()
+    with TestClient(create_app(derive_fn=gate, budget=8, workers=2, cache=0)) as c:
+        assert post(c, "/api/derive", LSQ).status_code == 200
+    seconds = gate.calls[-1]["max_seconds"]
+    assert 0 < seconds <= 8 * 0.5 / 2  # half the budget left, split between the two workers
+    assert gate.calls[-1]["symmetric"] == () and gate.calls[-1]["diagonal"] == ()
+    with TestClient(create_app(derive_fn=gate, budget=8, max_seconds=3, cache=0)) as c:
+        bad = {**LSQ, "shapes": "A=3,2", "symmetric": "A"}
+        assert post(c, "/api/derive", bad).status_code == 400  # A is declared, and not square
+    assert gate.calls[-1] == {"layout": None, "symmetric": ("A",), "diagonal": (), "max_seconds": 3}
+
+
+def test_a_tiny_budget_gives_a_clear_503_or_a_proof_not_finished() -> None:
+    # Whichever comes first, the server's clock or the engine's, the answer says what happened.
+    app = create_app(budget=0.01, cache=0)
+    with TestClient(app) as c:
+        for body in (LSQ, {"expr": "sigmoid(W @ x + b)", "wrt": "W"}):
+            r = post(c, "/api/derive", body)
+            if r.status_code == 503:
+                assert r.json() == {
+                    "error": "no answer within the time budget of 0.01 s (derive serve --budget raises it)"
+                }
+            else:
+                assert r.status_code == 200 and r.json()["proof"]["status"] == "not finished", r.text
+        assert app.state.pool.wait_idle(timeout=600)
+
+
 def test_a_slow_derivation_does_not_block_another() -> None:
     gate = Gate()
 
-    def engine(expr: str, wrt: object, shapes: object = None, layout: object = None) -> object:
-        return gate(expr, wrt, shapes, layout) if expr.startswith("sigmoid") else derive(expr, wrt, shapes, layout)
+    def engine(expr: str, wrt: object, shapes: object = None, **kw: object) -> object:
+        return gate(expr, wrt, shapes, **kw) if expr.startswith("sigmoid") else derive(expr, wrt, shapes, **kw)
 
     app = create_app(derive_fn=engine, workers=2, budget=120)
     with TestClient(app) as c, ThreadPoolExecutor(1) as ex:
@@ -463,76 +571,29 @@ def test_a_slow_derivation_does_not_block_another() -> None:
         assert slow.result().status_code == 200
 
 
-def test_work_that_shares_state_in_todays_engine_runs_alone() -> None:
-    # Max pooling keeps a module-level table in today's engine: such calls take the lock alone.
-    running: list[str] = []
-    overlaps: list[list[str]] = []
-    guard = threading.Lock()
-
-    def engine(expr: str, wrt: object, shapes: object = None, layout: object = None) -> object:
-        with guard:
-            running.append(expr)
-            if "maxpool" in " ".join(running) and len(running) > 1:
-                overlaps.append(list(running))
-        try:
-            return derive(expr, wrt, shapes, layout=layout)
-        finally:
-            with guard:
-                running.remove(expr)
-
-    bodies = [{"expr": "sum(maxpool(X, 2) * G)", "wrt": "X", "shapes": "X=2,2"}, *PARALLEL[:3]] * 2
-    app = create_app(derive_fn=engine, workers=4, backlog=8, cache=0, serialize=None)
-    with TestClient(app) as c, ThreadPoolExecutor(8) as ex:
-        results = list(ex.map(lambda b: post(c, "/api/derive", b), bodies))
-    assert [r.status_code for r in results] == [200] * len(bodies)
-    assert overlaps == []
-
-
-# ----- an engine with the newer keywords -----
-
-
-def test_newer_engine_keywords_are_passed_through() -> None:
-    seen: list[dict] = []
-
-    def newer(expr: str, wrt: object, shapes: object = None, layout: object = None, *, symmetric=(), diagonal=(),
-              max_seconds=None) -> object:  # fmt: skip
-        seen.append({"symmetric": symmetric, "diagonal": diagonal, "max_seconds": max_seconds})
-        return derive(expr, wrt, shapes, layout=layout)
-
-    def newer_check(expr: str, wrt: object, claim: str, shapes: object = None, *, symmetric=(), diagonal=()) -> object:
-        from derive import check
-
-        seen.append({"symmetric": symmetric, "diagonal": diagonal})
-        return check(expr, wrt, claim, shapes)
-
-    with TestClient(create_app(derive_fn=newer, check_fn=newer_check, budget=8)) as c:
-        info = c.get("/api/info").json()
-        assert info["features"] == {"symmetric": True, "diagonal": True, "max_seconds": True}
-        assert any(e["symmetric"] == "S" for e in info["examples"])
-        r = post(c, "/api/derive", {"expr": "(x - m) @ inv(S) @ (x - m)", "wrt": "m", "symmetric": "S"})
-        assert r.status_code == 200
-        assert seen[-1] == {"symmetric": ("S",), "diagonal": (), "max_seconds": 4.0}
-        r = post(c, "/api/check", {"expr": "x @ S @ x", "wrt": "x", "claim": "2 * S @ x", "diagonal": ["S"]})
-        assert r.status_code == 200 and seen[-1] == {"symmetric": (), "diagonal": ("S",)}
-
-
-def test_todays_engine_hides_what_it_cannot_do(client: TestClient) -> None:
+def test_the_info_lists_every_example(client: TestClient) -> None:
     info = client.get("/api/info").json()
-    assert info["features"] == {"symmetric": False, "diagonal": False, "max_seconds": False}
-    assert all(not e["needs"] for e in info["examples"])
-    assert info["katex"] == "0.16.47"
+    assert info["examples"] == [dataclasses.asdict(e) for e in EXAMPLES]
+    assert any(e["symmetric"] == "S" for e in info["examples"])
+    assert info["katex"] == "0.16.47" and "features" not in info
 
 
 # ----- the examples, and every LaTeX string the page renders, in the vendored KaTeX -----
 
 
+def _fields(e: object) -> dict:
+    return {"expr": e.expr, "wrt": e.wrt, "shapes": e.shapes, "symmetric": e.symmetric, "diagonal": e.diagonal}
+
+
 def test_every_example_works(client: TestClient) -> None:
-    quick = [e for e in EXAMPLES if not e.needs and "slow" not in e.label]
-    assert len(quick) == 5
+    quick = [e for e in EXAMPLES if "slow" not in e.label]
+    assert len(quick) == 6
     for e in quick:
-        r = post(client, "/api/derive", {"expr": e.expr, "wrt": e.wrt, "shapes": e.shapes})
+        r = post(client, "/api/derive", _fields(e))
         assert r.status_code == 200, (e, r.text)
         assert r.json()["proof"]["ok"] and r.json()["numeric"]["ok"]
+    sym = next(e for e in EXAMPLES if e.symmetric)
+    assert post(client, "/api/derive", _fields(sym)).json()["text"] == derive(sym.expr, sym.wrt, symmetric=("S",)).text
     slow = next(e for e in EXAMPLES if "slow" in e.label)  # the tiny CNN: its golden write-up is in output/
     assert (slow.expr, slow.wrt, slow.shapes) == (CNN, "K", "X=1,3,3; K=2,1,2,2; y=2")
 
@@ -552,8 +613,8 @@ def _latex_pieces(j: dict) -> Iterator[str]:
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_the_vendored_katex_renders_everything_derive_writes(client: TestClient) -> None:
     pieces: list[str] = []
-    for e in (e for e in EXAMPLES if not e.needs and "slow" not in e.label):
-        pieces += _latex_pieces(post(client, "/api/derive", {"expr": e.expr, "wrt": e.wrt}).json())
+    for e in (e for e in EXAMPLES if "slow" not in e.label):
+        pieces += _latex_pieces(post(client, "/api/derive", _fields(e)).json())
     for md in sorted((ROOT / "output").glob("*.md")):  # the golden write-ups, the tiny CNN's included
         text = md.read_text()
         blocks = text.split("$$")[1::2]

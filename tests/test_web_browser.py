@@ -4,7 +4,8 @@ Starts ``derive serve --port 0`` (the server picks a free port and prints
 it), waits for that line, and drives Debian's chromium through
 chromedriver: types the article's expression, waits for KaTeX's rendering
 of the matrix form, opens the element-wise steps, downloads the .tex,
-checks a wrong claim, tries markup in the box, and takes a screenshot
+checks a wrong claim, tries markup in the box, runs the symmetric-matrix
+example from the optional fields, and takes a screenshot
 (``pytest --update`` copies it to output/web.png for the README).
 Every wait is on a condition in the page, bounded; none is a sleep.
 """
@@ -139,8 +140,11 @@ def test_the_page(server: tuple[str, Path], browser: webdriver.Chrome, downloads
     shown = re.sub(r"\s+", "", d.find_element(By.CSS_SELECTOR, "#form .katex-html").text)
     assert shown.startswith("2A") and shown.endswith("(Ax−b)")
     assert text(d, "what") == "The gradient of norm(A @ x - b)**2 by x"
-    assert text(d, "proof-badge") == "✓ proven" and text(d, "numeric-badge") == "✓ agrees"
+    assert text(d, "proof-badge") == "✓ proven exactly" and text(d, "numeric-badge") == "✓ agrees"
+    assert text(d, "proof-text").startswith("the matrix form equals the element-wise derivative")
     assert "denominator layout" in text(d, "convention")
+    assert not d.find_element(By.ID, "notes").is_displayed()  # nothing was chosen for the user
+    assert not d.find_element(By.ID, "conventions").is_displayed()
 
     # KaTeX's sizes apply under the page's CSP (set through the CSSOM), and its fonts come from the page.
     heights = d.execute_script(
@@ -166,9 +170,33 @@ def test_the_page(server: tuple[str, Path], browser: webdriver.Chrome, downloads
     pasted = d.execute_async_script("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('' + e))")
     assert pasted == LATEX
 
-    # Today's engine has no symmetric variables: the field is not offered.
-    assert not d.find_element(By.ID, "symmetric-field").is_displayed()
-    assert d.find_element(By.ID, "symmetric").get_attribute("disabled") is not None
+    # The optional fields, symmetric and diagonal variables included, are always there (under their summary).
+    assert not d.find_element(By.ID, "symmetric").is_displayed()
+    options = d.find_element(By.CSS_SELECTOR, "#options summary")
+    assert options.text == "Shapes, symmetric and diagonal variables, layout"
+    options.click()
+    for name in ("shapes", "symmetric", "diagonal", "layout"):
+        field = d.find_element(By.ID, name)
+        assert field.is_displayed() and field.is_enabled(), name
+    options.click()
+
+    # The symmetric-matrix example: S reaches the engine, and the convention it rests on is shown.
+    d.find_element(By.XPATH, "//button[@class='example'][contains(., 'by a symmetric S')]").click()
+    until(d, lambda d: text(d, "what").endswith("by S"), "the symmetric example's result")
+    assert text(d, "what") == "The gradient of (x - m) @ inv(S) @ (x - m) by S"
+    assert d.find_element(By.ID, "symmetric").get_attribute("value") == "S"
+    assert d.find_element(By.ID, "symmetric").is_displayed()  # the example opened the options
+    assert text(d, "proof-badge") == "✓ proven exactly"
+    conventions = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#conventions li")]
+    assert len(conventions) == 1 and conventions[0].startswith("By a symmetric S: the gradient is sym(G) = (G + Gᵀ)/2")
+    assert "S^{-1}" in d.find_element(By.CSS_SELECTOR, "#form annotation").get_attribute("textContent")
+
+    # Back to the article's example, by its button: the symmetric field is emptied again.
+    d.find_element(By.XPATH, "//button[@class='example'][. = '‖Ax − b‖² by x']").click()
+    until(d, lambda d: text(d, "what") == "The gradient of norm(A @ x - b)**2 by x", "back to the article's example")
+    assert d.find_element(By.ID, "symmetric").get_attribute("value") == ""
+    assert not d.find_element(By.ID, "conventions").is_displayed()
+    options.click()  # close the options again, for the screenshot
 
     # Enter derives at once; a second variable gives the Hessian.
     wrt.send_keys(", x", Keys.ENTER)

@@ -113,3 +113,86 @@ def pull_numbers(e: Node, positions: tuple[int, ...]) -> Node:
     if c == 1 and not scalars:
         return e
     return scale(c, with_scalars(scalars, node(e.op, *args, attr=e.attr)))
+
+
+def transposed(e: Node) -> Node:
+    """e^T without simplifying (X^T for X; X for X^T); vectors and scalars are their own transpose."""
+    if e.ndim < 2:
+        return e
+    return e.args[0] if e.op == "T" else node("T", e)
+
+
+def symmetric(e: Node) -> bool:
+    """Whether ``e`` is a symmetric matrix by its structure: a declared symmetric or diagonal variable,
+    I, diag(v), K(n,n), X^T X and A^T S A, A + A^T, inverses, transposes, sums and products of symmetric ones."""
+    if e.ndim != 2 or e.shape[0] != e.shape[1]:
+        return False
+    op = e.op
+    if op == "var":
+        return e.attr[2] in ("symmetric", "diagonal")
+    if op in ("eye", "ones") or (op == "diag" and e.args[0].ndim == 1):
+        return True
+    if op == "commutation":  # K(m,n)^T = K(n,m)
+        return e.attr[0] == e.attr[1]
+    if op in ("T", "inv", "fn", "pow"):  # element-wise functions and powers of a symmetric matrix, too
+        return symmetric(e.args[0])
+    if op == "mul":
+        return all(f.shape == () or symmetric(f) for f in flatten_mul(e))
+    if op == "add":
+        terms = flatten_add(e)
+        return all(symmetric(t) or any(u == transposed(t) or transposed(u) == t for u in terms) for t in terms)
+    if op == "outer":
+        return e.args[0] == e.args[1]
+    if op == "kron":
+        return all(a.ndim == 2 and symmetric(a) for a in e.args)
+    if op == "matmul":
+        chain = flatten(e, "matmul")
+        k = len(chain)
+        mirrored = all(chain[i] == transposed(chain[k - 1 - i]) for i in range(k // 2))
+        return mirrored and (k % 2 == 0 or symmetric(chain[k // 2]))
+    return False
+
+
+def diagonal(e: Node) -> bool:
+    """Whether ``e`` is a diagonal matrix by its structure: a declared diagonal variable, I, diag(v),
+    and inverses, transposes, sums, products and element-wise products with a diagonal factor."""
+    if e.ndim != 2:
+        return False
+    op = e.op
+    if op == "var":
+        return e.attr[2] == "diagonal"
+    if op == "eye" or (op == "diag" and e.args[0].ndim == 1):
+        return True
+    if op in ("T", "inv"):
+        return diagonal(e.args[0])
+    if op == "add":
+        return all(diagonal(t) for t in flatten_add(e))
+    if op == "mul":
+        return any(diagonal(f) for f in flatten_mul(e))
+    if op == "matmul":
+        return all(diagonal(f) for f in flatten(e, "matmul"))
+    return False
+
+
+def canonical(e: Node) -> Node:
+    """``e`` with every chain of matrix products grouped from the left: a key for like terms."""
+    memo: dict[Node, Node] = {}
+
+    def go(n: Node) -> Node:
+        if n in memo:
+            return memo[n]
+        if n.op == "matmul":
+            chain = [go(f) for f in flatten(n, "matmul")]
+            out = chain[0]
+            try:
+                for f in chain[1:]:
+                    out = node("matmul", out, f)
+            except Exception:  # a vector in the middle of a chain keeps its grouping
+                out = Node(n.op, tuple(go(a) for a in n.args), n.attr, n.shape)
+        else:
+            args = tuple(go(a) for a in n.args)
+            out = n if args == n.args else Node(n.op, args, n.attr, n.shape)
+        memo[n] = out
+        return out
+
+    return go(e)

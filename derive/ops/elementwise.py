@@ -15,10 +15,11 @@ from sympy.matrices.expressions import HadamardPower, HadamardProduct, MatrixExp
 from ..ir import Node, ShapeError
 from ..prec import ADD, ATOM, HAD, MUL, POW, UNARY
 from ..sympy_form import elementwise as sympy_elementwise
-from .algebra import ONE, flatten_add, flatten_mul, product, scale, split_coef, total, zeros
+from .algebra import ONE, canonical, flatten_add, flatten_mul, product, scale, split_coef, total, zeros
 from .base import NUMPY, Call, Gap, Op
 from .build import const, diag_of, fn, hadamard, is_const, lin, mm, node, ones, plus, power
 from .functions import FUNCTIONS, display_value
+from .shaping import broadcast_axes
 
 # ----- shapes -----
 
@@ -118,10 +119,11 @@ def _chain(deriv):
 def _extremum_parts(e: Node) -> tuple[Node, Node]:
     """d max(a, b) = H(a - b) da + H(b - a) db (H(0) = 1/2: a tie splits the gradient)."""
     a, b = e.args
-    s = -1 if e.op == "minimum" else 1
-    d = node("add", a, node("mul", const(-1), b))
-    h = fn("heaviside", d if s == 1 else node("mul", const(-1), d))
-    return h, node("add", const(1), node("mul", const(-1), h))
+    a_minus_b = node("add", a, node("mul", const(-1), b))
+    b_minus_a = node("add", b, node("mul", const(-1), a))
+    if e.op == "minimum":
+        return fn("heaviside", b_minus_a), fn("heaviside", a_minus_b)
+    return fn("heaviside", a_minus_b), fn("heaviside", b_minus_a)
 
 
 def _extremum_vjp(e: Node, g: Node, i: int) -> Node:
@@ -143,19 +145,55 @@ def _extremum_eval(k, e: Node, a, b):
 
 def _simplify_add(e: Node) -> Node:
     terms: dict[Node, sp.Expr] = {}
+    first: dict[Node, Node] = {}  # a term's canonical key -> the term as first written
     for t in flatten_add(e):
         c, rest = split_coef(t)
         if c != 0:
-            terms[rest] = terms.get(rest, sp.Integer(0)) + c
-    kept = [(c, t) for t, c in terms.items() if c != 0]
+            key = canonical(rest)  # (A B) C and A (B C) are one term
+            first.setdefault(key, rest)
+            terms[key] = terms.get(key, sp.Integer(0)) + c
+    kept = [(c, first[t]) for t, c in terms.items() if c != 0]
     if not kept:
         return zeros(e.shape)
     kept.sort(key=lambda ct: ct[0].is_negative is True)  # positive terms first, else stable
+    shared = _common_scalar(kept)
+    if shared is not None:  # a/s + b/s^3 -> (a + b/s^2)/s
+        base, k = shared
+        inner = total([scale(c, _divide_out(t, base, k)) for c, t in kept])
+        return node("mul", node("pow", base, attr=k), inner)
     common = _common_factor([c for c, _ in kept])
     parts = [scale(c / common, t) for c, t in kept]
     factored = _factor_matmul(parts)
     body = factored if factored is not None else total(parts)
     return scale(common, body)
+
+
+def _powers(t: Node) -> dict[Node, sp.Expr]:
+    """The scalar factors of a term as base -> exponent."""
+    out: dict[Node, sp.Expr] = {}
+    for f in flatten_mul(t) if t.op == "mul" else [t]:
+        if f.shape == () and f.op != "const":
+            base, k = (f.args[0], sp.S(f.attr)) if f.op == "pow" else (f, sp.Integer(1))
+            out[base] = out.get(base, 0) + k
+    return out
+
+
+def _common_scalar(kept: list[tuple[sp.Expr, Node]]) -> tuple[Node, sp.Expr] | None:
+    """A scalar every term of a sum of tensors has, to a power of one sign: (base, the smallest power)."""
+    if len(kept) < 2 or any(t.shape == () for _, t in kept):
+        return None
+    powers = [_powers(t) for _, t in kept]
+    for base in powers[0]:
+        ks = [p.get(base) for p in powers]
+        if any(k is None for k in ks) or not (all(k > 0 for k in ks) or all(k < 0 for k in ks)):
+            continue
+        return base, min(ks, key=abs)
+    return None
+
+
+def _divide_out(t: Node, base: Node, k: sp.Expr) -> Node:
+    """t with base^k taken out of its factors."""
+    return node("mul", node("pow", base, attr=-k), t)
 
 
 def _common_factor(coefs: list[sp.Expr]) -> sp.Expr:
@@ -205,7 +243,31 @@ def _appends_cleanly(e: Node) -> bool:
         n = n.args[0]
 
 
+def _scaling(e: Node) -> Node | None:
+    """c 1^T ∘ M = diag(c) M and 1 v^T ∘ M = M diag(v): a repeated vector scales rows or columns."""
+    if e.ndim != 2:
+        return None
+    factors = flatten_mul(e)
+    for i, f in enumerate(factors):
+        if f.op != "broadcast" or f.args[0].op == "ones":
+            continue
+        rest = [g for j, g in enumerate(factors) if j != i]
+        if not rest or any(g.shape != e.shape for g in rest):
+            continue
+        x = f.args[0]
+        repeats = broadcast_axes(x.shape, f.shape, lambda a, b: True)
+        v = x.args[0] if x.op in ("col", "row") and x.args[0].ndim == 1 else node("vec", x) if x.ndim == 2 else x
+        if repeats == (1,) and v.ndim == 1:  # a column repeated across: scale the rows
+            return node("matmul", node("diag", v), product(rest))
+        if repeats == (0,) and v.ndim == 1:  # a row repeated down: scale the columns
+            return node("matmul", product(rest), node("diag", v))
+    return None
+
+
 def _simplify_mul(e: Node) -> Node:
+    scaled = _scaling(e)
+    if scaled is not None:
+        return scaled
     if _appends_cleanly(e):
         return e
     c = sp.Integer(1)
@@ -384,33 +446,87 @@ def _is_hadamard(e: Node) -> bool:
 def _math_scaled(p, c: sp.Expr, rest: Node) -> tuple[str, int]:
     if c == 1:
         return p.prec(rest)
+    if c == 0:
+        return p.num(0), ATOM
     if rest == ONE:
         return p.number(c)
+    if rest.op == "mul" and any(_reciprocal(f) for f in flatten_mul(rest)):
+        return _math_product(p, c, flatten_mul(rest))
+    if c == -1 and (rest.op == "kron" or p.prec(rest)[1] == HAD):  # -(A ⊗ B) = (-A) ⊗ B, -(a ∘ b) = (-a) ∘ b
+        return "-" + p.doprint(rest), UNARY
     body = p.wrap(rest, MUL, strict=_is_hadamard(rest))
     if c == -1:
         return "-" + body, UNARY
     return p.join(p.number(c)[0], body), MUL
 
 
+def _reciprocal(f: Node) -> bool:
+    """A scalar to a negative power: a denominator, written under a fraction bar."""
+    return f.op == "pow" and f.shape == () and sp.S(f.attr).is_negative is True
+
+
 def _math_mul(p, e: Node) -> tuple[str, int]:
     c, rest = split_coef(e)
     if c != 1:
         return _math_scaled(p, c, rest)
-    factors = flatten_mul(e)
-    scalars = [f for f in factors if f.shape == ()]
+    return _math_product(p, sp.Integer(1), flatten_mul(e))
+
+
+def _math_product(p, c: sp.Expr, factors: list[Node]) -> tuple[str, int]:
+    """c times the factors: scalars in front (denominators under one fraction: 2/n, or after the tensors
+    when nothing else is on top: x xᵀ/‖x‖²), then the tensors (element-wise quotients with ⊘)."""
+    dens = [f for f in factors if _reciprocal(f)]
+    scalars = [f for f in factors if f.shape == () and f not in dens]
     tensors = [f for f in factors if f.shape != () and f.op != "ones"] or [f for f in factors if f.shape != ()]
-    text = [p.wrap(f, MUL, strict=True) for f in scalars]
-    if len(tensors) == 1:
-        text.append(p.wrap(tensors[0], MUL))
-    elif tensors:
-        had = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tensors)
-        if not scalars:
-            return had, HAD
-        text.append(p.paren(had))
-    out = text[0]
-    for t in text[1:]:
-        out = p.join(out, t)
-    return out, MUL
+    sign = "-" if c < 0 else ""
+    c = abs(c)
+    den = [p.wrap(f.args[0], MUL, strict=True) if f.attr == -1 else
+           p.prec(node("pow", f.args[0], attr=-f.attr))[0] for f in dens]  # fmt: skip
+    if c.q != 1 and dens:
+        den.insert(0, p.num(c.q))
+    body, prec = _tensor_text(p, tensors)
+    if dens and c.p == 1 and not scalars and tensors:  # (I - x xᵀ/‖x‖²)/‖x‖
+        if p.FRAC_PAREN:
+            top = p.paren(body) if prec <= ADD or (len(den) > 1 and prec < MUL) else body
+            return sign + top + "/" + (p.paren(p.join(*den)) if len(den) > 1 else den[0]), MUL
+        return sign + p.frac(body, p.join(*den)), MUL
+    text = []
+    if dens:
+        inner = (lambda f: p.wrap(f, MUL, strict=True)) if p.FRAC_PAREN else p.doprint
+        num = [p.num(c.p) if c.p != 1 or not scalars else ""] + [inner(f) for f in scalars]
+        frac = p.frac(p.join(*([t for t in num if t] or ["1"])), p.join(*den))
+        text.append(p.paren(frac) if p.FRAC_PAREN and tensors else frac)
+    else:
+        if c != 1:
+            text.append(p.number(c)[0])
+        text += [p.wrap(f, MUL, strict=True) for f in scalars]
+    if tensors:
+        text.append(body if prec >= MUL or not text else p.paren(body))
+    if not text:
+        return sign + p.num(1), ATOM
+    if len(text) == 1 and not sign and prec < MUL and tensors:
+        return body, prec
+    return (sign + p.join(*text), UNARY if sign else MUL)
+
+
+def _tensor_text(p, tensors: list[Node]) -> tuple[str, int]:
+    """A Hadamard product, with factors to negative powers after ⊘: exp(x) ⊘ (1 + exp(x))^∘2."""
+    if not tensors:
+        return "", ATOM
+    tops = [f for f in tensors if not (f.op == "pow" and sp.S(f.attr).is_negative)]
+    bottoms = [f for f in tensors if f not in tops]
+    if not bottoms:
+        if len(tops) == 1:
+            return p.prec(tops[0])
+        return p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tops), HAD
+    top = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in tops) if tops else p.ONES
+    under = [f.args[0] if f.attr == -1 else node("pow", f.args[0], attr=-f.attr) for f in bottoms]
+    bottom = p.HADAMARD.join(p.wrap(f, MUL, strict=True) for f in under)
+    if len(tops) > 1:
+        top = p.paren(top)
+    if len(under) > 1:
+        bottom = p.paren(bottom)
+    return f"{top}{p.OSLASH}{bottom}", HAD
 
 
 def _math_pow(p, e: Node) -> tuple[str, int]:
@@ -421,6 +537,9 @@ def _math_pow(p, e: Node) -> tuple[str, int]:
         return p.apply(p.op("sqrt"), p.doprint(a)), ATOM
     if a.op == "norm" and k == 2:
         return p.prec(a)[0] + p.SQUARED, POW
+    if k.is_negative and a.shape != ():  # 1 ⊘ x^∘2, an element-wise quotient
+        inner = a if k == -1 else node("pow", a, attr=-k)
+        return f"{p.ONES}{p.OSLASH}{p.wrap(inner, MUL, strict=True)}", HAD
     exponent = p.num(k) if k.is_Integer else p.frac(p.num(k.p), p.num(k.q))
     return p.power(p.wrap(a, ATOM), exponent, a.shape != ()), POW
 
@@ -500,6 +619,16 @@ def _fn_syntax() -> tuple[Call, ...]:
     return tuple(out)
 
 
+def _logaddexp(args, kw) -> Node:
+    """np.logaddexp(a, b) = log(exp(a) + exp(b)) = b + softplus(a - b); softplus(b) when a is 0."""
+    a, b = args
+    if a.op == "const" and a.attr == 0:
+        return fn("softplus", b)
+    if b.op == "const" and b.attr == 0:
+        return fn("softplus", a)
+    return node("add", b, fn("softplus", node("add", a, node("mul", const(-1), b))))
+
+
 def _square(args, kw) -> Node:
     return node("pow", args[0], attr=sp.Integer(2))
 
@@ -559,7 +688,7 @@ DEFINITIONS = (
         jac=_POW_JAC,
         eval=lambda k, e, a: k.pow(a, e.attr),
         simplify=_simplify_pow,
-        transpose=lambda a: node("pow", _t(a.args[0]), attr=a.attr),
+        transpose=lambda a: node("pow", a.args[0].args[0], attr=a.attr) if a.args[0].op == "T" else node("T", a),
         fuse=_fuse_pow,
         numpy=_np_pow,
         math=_math_pow,
@@ -573,12 +702,12 @@ DEFINITIONS = (
         vjp=_FN_VJP,
         jac=_FN_JAC,
         eval=lambda k, e, a: k.fn(e.attr[0], e.attr[1], a),
-        transpose=lambda a: node("fn", _t(a.args[0]), attr=a.attr),
+        transpose=lambda a: node("fn", a.args[0].args[0], attr=a.attr) if a.args[0].op == "T" else node("T", a),
         fuse=_fuse_fn,
         numpy=_np_fn,
         math=_math_fn,
         sympy=lambda e, a: sympy_elementwise(lambda t: display_value(e.attr[0], e.attr[1], t), a),
-        syntax=_fn_syntax(),
+        syntax=(*_fn_syntax(), Call("logaddexp", _logaddexp, arity=(2,), prefixes=NUMPY)),
     ),
     _extremum("maximum", "d max(X, Y) = H(X - Y) ∘ dX + H(Y - X) ∘ dY, H(0) = 1/2: a tie splits the gradient"),
     _extremum("minimum", "d min(X, Y) = H(Y - X) ∘ dX + H(X - Y) ∘ dY, H(0) = 1/2: a tie splits the gradient"),

@@ -16,7 +16,17 @@ import derive.ops as _ops
 
 from ..ir import Node, ShapeError
 from ..prec import ATOM, HAD, MUL, POSTFIX
-from .algebra import is_zero, pull_numbers, scale, split_coef, zeros
+from .algebra import (
+    diagonal,
+    is_zero,
+    pull_numbers,
+    scale,
+    split_coef,
+    split_scalars,
+    symmetric,
+    with_scalars,
+    zeros,
+)
 from .base import LINALG, NUMPY, Call, Gap, Op
 from .build import T, col, commutation, const, eye, hadamard, lin, mm, node, plus, row, vec
 from .elementwise import unbroadcast
@@ -145,6 +155,8 @@ def _simplify_matmul(e: Node) -> Node:
         return eye(a.shape[0])
     if a.ndim == 1 and b.ndim == 2:  # x @ A is A^T x for a 1-D x
         return mm(T(b), a)
+    if a.op == "col" and b.op == "row" and a.args[0].ndim == 1 and b.args[0].ndim == 1:
+        return node("outer", a.args[0], b.args[0])  # a column times a row: a b^T
     if a.op == "diag" and b.op == "diag" and a.args[0].ndim == 1 and b.args[0].ndim == 1:
         return node("diag", node("mul", a.args[0], b.args[0]))
     if a.op == "kron" and b.op == "kron":
@@ -173,14 +185,18 @@ def _is_row(x: Node) -> bool:
 def _mixed_product(a: Node, b: Node) -> Node | None:
     """(A (x) B)(C (x) D) = AC (x) BD when the factors conform (Cookbook 520)."""
     (p, q), (r, s) = a.args, b.args
-    if all(x.ndim == 2 for x in (p, q, r, s)) and p.shape[1] == r.shape[0] and q.shape[1] == s.shape[0]:
+    if not all(x.ndim == 2 for x in (q, r, s)) or q.shape[1] != s.shape[0]:
+        return None
+    if p.ndim == 2 and p.shape[1] == r.shape[0]:
+        return node("kron", mm(p, r), mm(q, s))
+    if p.ndim == 1 and p.shape[0] == r.shape[0]:  # a 1-D operand of kron is a row: c^T B^T = (B c)^T
         return node("kron", mm(p, r), mm(q, s))
     return None
 
 
 def _simplify_T(e: Node) -> Node:
     (a,) = e.args
-    if a.ndim < 2:
+    if a.ndim < 2 or symmetric(a):  # S^T = S, S^-T = S^-1 when S is symmetric
         return a
     push = _ops.OPS[a.op].transpose
     return push(a) if push is not None else e
@@ -217,6 +233,26 @@ def _simplify_diag(e: Node) -> Node:
     c, rest = split_coef(a)
     if c != 1:
         return scale(c, node("diag", rest))
+    scalars, rest = split_scalars(a)
+    if scalars and a.ndim == 1:  # diag(s x) = s diag(x)
+        return with_scalars(scalars, node("diag", rest))
+    if a.op == "diag" and a.args[0].ndim == 2 and diagonal(a.args[0]):
+        return a.args[0]  # diag(diag(D)) = D for a diagonal D
+    if a.op == "outer":
+        return node("mul", *a.args)  # the diagonal of a b^T is a ∘ b
+    return e
+
+
+def _simplify_outer(e: Node) -> Node:
+    """Numbers out; 1 b^T and c 1^T are the vector repeated (a broadcast, as numpy would write it)."""
+    pulled = pull_numbers(e, (0, 1))
+    if pulled != e:
+        return pulled
+    a, b = e.args
+    if a.op == "ones":
+        return node("broadcast", b, attr=e.shape)
+    if b.op == "ones":
+        return node("broadcast", col(a), attr=e.shape)
     return e
 
 
@@ -340,9 +376,12 @@ def _math_outer(p, e: Node) -> tuple[str, int]:
 
 
 def _math_kron(p, e: Node) -> tuple[str, int]:
+    """A ⊗ B, binding looser than a product: (B c)ᵀ ⊗ A X⁻¹; a 1-D operand is a row."""
     a, b = e.args
-    left = p.row(a) if a.ndim == 1 else p.wrap(a, MUL, strict=True)
-    return left + p.KRON + p.wrap(b, MUL, strict=True), HAD
+    left = p.wrap(a, MUL)
+    if a.ndim == 1:
+        left = p.wrap(a, POSTFIX, strict=True) + p.T if a.op == "matmul" else p.row(a)
+    return left + p.KRON + p.wrap(b, MUL), HAD
 
 
 def _apply(name: str):
@@ -485,7 +524,7 @@ DEFINITIONS = (
         vjp=lambda e, g, i: mm(g, e.args[1]) if i == 0 else mm(T(g), e.args[0]),
         jac=_outer_jac,
         eval=lambda k, e, a, b: k.outer(a, b),
-        simplify=lambda e: pull_numbers(e, (0, 1)),
+        simplify=_simplify_outer,
         transpose=lambda a: node("outer", a.args[1], a.args[0]),
         numpy=lambda p, e: p.call("np.outer", *e.args),
         math=_math_outer,

@@ -17,6 +17,7 @@ from ..sympy_form import total as sympy_total
 from .algebra import scale, split_coef, split_scalars, with_scalars
 from .base import LINALG, NUMPY, SCIPY, Call, Gap, Op
 from .build import T, col, const, diag_of, eye, hadamard, lin, mm, node, ones, power, row, size, vec
+from .shaping import broadcast_axes
 
 # ----- axes -----
 
@@ -105,6 +106,12 @@ def _simplify_sum(e: Node) -> Node:
     if a.op == "broadcast" and e.attr is None and a.args[0].shape != ():
         inner = a.args[0]  # sum(1 b^T) = n sum(b)
         return node("mul", size(size_of(a.shape) / size_of(inner.shape)), node("sum", inner))
+    if a.op == "broadcast" and a.ndim == 2 and e.attr is not None:
+        x = a.args[0]
+        repeats = broadcast_axes(x.shape, a.shape, lambda u, v: True)
+        if repeats == (e.attr,):  # summing along the repeats: n copies of the vector
+            v = node("vec", x) if x.ndim == 2 else x
+            return node("mul", size(a.shape[e.attr]), v)
     return e
 
 
@@ -137,17 +144,31 @@ def _sympy_sum(e: Node, a):
     return (OneMatrix(1, m) * a).T if e.attr == 0 else a * OneMatrix(n, 1)
 
 
+def keep_dims(r: Node, a: Node, axis: int | None, keep: object) -> Node:
+    """numpy's keepdims=True: the reduced axis stays, with length 1."""
+    if not keep:
+        return r
+    if keep is not True:
+        raise ValueError("keepdims must be True or False")
+    if a.ndim == 1 or axis is None:
+        return node("broadcast", r, attr=(sp.Integer(1),) * a.ndim) if a.ndim else r
+    if a.ndim != 2:
+        raise ValueError("keepdims is supported for vectors and matrices")
+    return col(r) if axis == 1 else row(r)
+
+
 def _mean(args, kw) -> Node:
     (a,) = args
     axis = normal_axis(kw.get("axis"), a.ndim)
     s = node("sum", a, attr=axis)
     n = size_of(a.shape) if axis is None else a.shape[axis]
-    return node("mul", power(size(n), -1), s) if a.shape else a
+    return keep_dims(node("mul", power(size(n), -1), s), a, axis, kw.get("keepdims")) if a.shape else a
 
 
 def _sum(args, kw) -> Node:
     (a,) = args
-    return node("sum", a, attr=normal_axis(kw.get("axis"), a.ndim)) if a.shape else a
+    axis = normal_axis(kw.get("axis"), a.ndim)
+    return keep_dims(node("sum", a, attr=axis), a, axis, kw.get("keepdims")) if a.shape else a
 
 
 # ----- softmax family -----
@@ -262,7 +283,9 @@ def _family_call(op: str):
         (a,) = args
         if a.ndim == 0:
             raise ValueError(f"{op} needs a vector or a matrix, not a scalar")
-        return node(op, a, attr=normal_axis(kw.get("axis"), a.ndim))
+        axis = normal_axis(kw.get("axis"), a.ndim)
+        out = node(op, a, attr=axis)
+        return keep_dims(out, a, axis, kw.get("keepdims")) if op == "logsumexp" else out
 
     return build
 
@@ -291,8 +314,8 @@ DEFINITIONS = (
         math=_math_sum,
         sympy=_sympy_sum,
         syntax=(
-            Call("sum", _sum, prefixes=NUMPY, keywords=("axis",), method=True),
-            Call("mean", _mean, prefixes=NUMPY, keywords=("axis",), method=True),
+            Call("sum", _sum, prefixes=NUMPY, keywords=("axis", "keepdims"), method=True),
+            Call("mean", _mean, prefixes=NUMPY, keywords=("axis", "keepdims"), method=True),
         ),
     ),
     Op(
@@ -341,7 +364,7 @@ DEFINITIONS = (
         numpy=_np_family("_logsumexp"),
         math=_math_family("logsumexp"),
         sympy=_sympy_logsumexp,
-        syntax=(Call("logsumexp", _family_call("logsumexp"), prefixes=SCIPY, keywords=("axis",)),),
+        syntax=(Call("logsumexp", _family_call("logsumexp"), prefixes=SCIPY, keywords=("axis", "keepdims")),),
     ),
 )
 

@@ -14,7 +14,7 @@ from sympy.matrices.expressions import OneMatrix
 from ..ir import Node, ShapeError, size_of
 from ..prec import ATOM, MUL, POSTFIX
 from ..sympy_form import Vec
-from .algebra import scale, split_coef
+from .algebra import scale, split_coef, split_scalars, with_scalars
 from .base import Call, Gap, Op
 from .build import T, col, eye, lin, node, ones, row
 
@@ -89,9 +89,21 @@ def _simplify_broadcast(e: Node) -> Node:
         return scale(c, node("broadcast", rest, attr=e.attr))
     if x.shape == e.shape:
         return x
-    if x.op == "ones":
+    if x.op == "ones" or (x.op in ("col", "row", "vec") and x.args[0].op == "ones"):
         return ones(e.shape)
     return e
+
+
+def _transpose_broadcast(a: Node) -> Node:
+    """(1 b^T)^T = b 1^T: the repeated vector stays; the axes swap."""
+    x = a.args[0]
+    if a.ndim != 2:
+        return node("T", a)
+    if _repeats(a) == frozenset({0}) and x.ndim == 1:
+        return node("broadcast", col(x), attr=tuple(reversed(a.shape)))
+    if _repeats(a) == frozenset({1}) and x.ndim == 2:
+        return node("broadcast", node("vec", x), attr=tuple(reversed(a.shape)))
+    return node("T", a)
 
 
 def _np_broadcast(p, e: Node) -> tuple[str, int]:
@@ -140,8 +152,13 @@ def _linear1(op: str):
         c, rest = split_coef(e.args[0])
         if c != 1 and rest.shape == e.args[0].shape:
             return scale(c, node(op, rest, attr=e.attr))
+        scalars, inner = split_scalars(e.args[0])
+        if scalars:  # row(s v) = s row(v): scalars come out too
+            return with_scalars(scalars, node(op, inner, attr=e.attr))
         if op == "vec" and rest.ndim < 2:
             return rest
+        if op == "vec" and rest.op in ("col", "row") and rest.args[0].ndim == 1:
+            return rest.args[0]  # vec of a vector's column or row is the vector
         return e
 
     return rewrite
@@ -239,6 +256,7 @@ DEFINITIONS = (
         jac=_bjac,
         eval=lambda k, e, a: k.broadcast(a, k.shape(e)),
         simplify=_simplify_broadcast,
+        transpose=_transpose_broadcast,
         numpy=_np_broadcast,
         math=_math_broadcast,
         sympy=_sympy_broadcast,

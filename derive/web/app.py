@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -41,6 +42,7 @@ from .pool import Busy, Pool
 STATIC = Path(__file__).resolve().parent / "static"
 KATEX_VERSION = "0.16.47"  # vendored in static/vendor/katex (see its README.md)
 BODY_LIMIT = 64 * 1024  # bytes in a request body
+PROOF_SHARE = 0.5  # of the budget left when a derivation starts, split between the workers, for its proof
 LOG = logging.getLogger("derive.web")
 
 #: Only the page's own files. Scripts: 'self' only, no inline script, no eval.
@@ -76,7 +78,7 @@ class Example:
     wrt: str
     shapes: str = ""
     symmetric: str = ""
-    needs: str = ""  # an engine feature the example needs ("symmetric"), else ""
+    diagonal: str = ""
 
 
 EXAMPLES = (
@@ -85,8 +87,8 @@ EXAMPLES = (
     Example("σ(Wx + b) by W", "sigmoid(W @ x + b)", "W"),
     Example("Hessian of ‖Ax − b‖²", "norm(A @ x - b)**2", "x, x"),
     Example("softmax cross-entropy by W", "-(y @ log(softmax(W @ x)))", "W"),
-    Example("a tiny CNN by its kernel (slow: about 20 s)", CNN, "K", "X=1,3,3; K=2,1,2,2; y=2"),
-    Example("(x − m)ᵀS⁻¹(x − m) by a symmetric S", "(x - m) @ inv(S) @ (x - m)", "S", "", "S", "symmetric"),
+    Example("a tiny CNN by its kernel (slow: about 10 s)", CNN, "K", "X=1,3,3; K=2,1,2,2; y=2"),
+    Example("(x − m)ᵀS⁻¹(x − m) by a symmetric S", "(x - m) @ inv(S) @ (x - m)", "S", symmetric="S"),
 )
 
 
@@ -205,9 +207,9 @@ def create_app(
     backlog: int | None = None,
     budget: float = 60.0,
     body_limit: int = BODY_LIMIT,
+    max_seconds: float | None = None,
     derive_fn: Callable[..., Any] = _derive,
     check_fn: Callable[..., Any] = _check,
-    serialize: bool | None = None,
     cache: int = 32,
     allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
@@ -216,23 +218,37 @@ def create_app(
     ``workers`` threads run derivations, with ``backlog`` more queued (default
     2 x workers); past that a request gets 503 at once. A request that has no
     answer after ``budget`` seconds gets 503 (its work finishes in the
-    background); an engine that takes ``max_seconds`` gets half the budget
-    for its proof, so that it can answer "not finished" in time.
-    ``derive_fn``/``check_fn`` replace the engine (tests); ``serialize``,
-    ``cache``: see :class:`~derive.web.engine.Engine`. ``allowed_hosts``
-    (None: any) are the Host names the server answers to.
+    background). So that the engine normally stops first, and answers with the
+    matrix form and a proof "not finished", each proof gets ``max_seconds``
+    CPU seconds; by default :data:`PROOF_SHARE` of the budget left when the
+    work starts, divided by ``workers`` (the workers share one interpreter, so
+    with all of them busy each thread gets about 1/workers of a CPU). The rest
+    is for the numeric check and the steps. ``derive_fn``/``check_fn`` replace
+    the engine (tests); ``cache``: see :class:`~derive.web.engine.Engine`.
+    ``allowed_hosts`` (None: any) are the Host names the server answers to.
     """
-    if budget <= 0 or body_limit < 1:
-        raise ValueError("budget and body_limit must be positive")
+    if budget <= 0 or body_limit < 1 or (max_seconds is not None and max_seconds <= 0):
+        raise ValueError("budget, body_limit and max_seconds must be positive")
     pool = Pool(workers, 2 * workers if backlog is None else backlog)
-    engine = Engine(derive_fn, check_fn, max_seconds=budget / 2, serialize=serialize, cache=cache)
+    engine = Engine(derive_fn, check_fn, cache=cache)
+    late = f"no answer within the time budget of {budget:g} s (derive serve --budget raises it)"
+
+    def proof_seconds(asked: float) -> float:
+        """CPU seconds for a proof that starts now, for a request that came at ``asked`` (monotonic)."""
+        if max_seconds is not None:
+            return max_seconds
+        left = budget - (time.monotonic() - asked)
+        if left <= 0:
+            raise Abandoned
+        return left * PROOF_SHARE / workers
 
     async def run(request: Request, method: Callable[..., Any]) -> Any:
-        """``method(body, cancelled)`` in the pool, within the budget; a Problem if it cannot answer."""
+        """``method(body, cancelled, max_seconds)`` in the pool, within the budget; a Problem if it cannot answer."""
         body = await read_json(request, body_limit)
+        asked = time.monotonic()
         given_up = threading.Event()  # set when the request stops waiting; read by the worker
         try:
-            job = pool.submit(lambda: method(body, given_up.is_set))
+            job = pool.submit(lambda: method(body, given_up.is_set, proof_seconds(asked)))
         except Busy:
             n = pool.workers + pool.backlog
             raise Problem(503, f"the server is busy ({n} derivations running or queued); try again shortly") from None
@@ -252,7 +268,7 @@ def create_app(
             raise Problem(503, "the server is stopping")
         if gone in done:
             raise Problem(503, "the client closed the request")
-        raise Problem(503, f"no answer within the time budget of {budget:g} s (derive serve --budget raises it)")
+        raise Problem(503, late)
 
     def endpoint(method: Callable[..., Any], reply: Callable[[Any], Response]) -> Callable[[Request], Awaitable]:
         async def handle(request: Request) -> Response:
@@ -260,8 +276,10 @@ def create_app(
                 return reply(await run(request, method))
             except Problem as e:
                 return _error(e.status, str(e))
-            except (DeriveError, Abandoned) as e:
+            except DeriveError as e:
                 return _error(400, str(e))
+            except Abandoned:  # the request gave up, or its budget was spent, before the work started
+                return _error(503, late)
 
         return handle
 
@@ -280,17 +298,14 @@ def create_app(
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     async def info(request: Request) -> Response:
-        features = engine.features
-        examples = [asdict(e) for e in EXAMPLES if not e.needs or features.get(e.needs)]
         return as_json(
             {
                 "version": _version(),
                 "katex": KATEX_VERSION,
-                "features": features,
                 "budget": budget,
                 "body_limit": body_limit,
                 "in_flight": pool.in_flight,
-                "examples": examples,
+                "examples": [asdict(e) for e in EXAMPLES],
             }
         )
 

@@ -6,23 +6,18 @@ decoded from JSON), calls :func:`derive.derive`, :func:`derive.check` and
 strings. Bad input raises :class:`~derive.errors.DeriveError` with the
 same one line the command line prints. Nothing is written anywhere.
 
-Newer engines take ``symmetric=``, ``diagonal=`` and ``max_seconds=``;
-:class:`Engine` passes them when the functions' signatures have them
-(``Engine.features``). Today's engine keeps one module-level table
-(``derive.explicit._MASKS``, the max-pooling indicators), so derivations
-that pool take an exclusive lock; an engine without it runs everything
-side by side.
+The engine keeps no module-level state, so requests run side by side;
+symmetric and diagonal variables and the proof's CPU-time budget
+(``max_seconds``) are passed to it as they come.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -33,7 +28,6 @@ from ..cli import default_name, parse_shape
 from ..errors import DeriveError
 from ..writeup import FORMATS, documents, sections
 
-OPTIONAL = ("symmetric", "diagonal", "max_seconds")  # keywords a newer engine takes
 MEDIA = MappingProxyType({"tex": "application/x-tex", "md": "text/markdown", "py": "text/x-python"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
 
@@ -117,163 +111,82 @@ def read(body: object, value: bool = False) -> Request:
     )
 
 
-# ----- the lock for an engine with shared state -----
-
-
-class SharedLock:
-    """Many readers or one writer; a waiting writer goes first."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._waiting = 0
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writer and not self._waiting)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            self._cond.wait_for(lambda: not self._writer and not self._readers)
-            self._waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
-def shares_state() -> bool:
-    """True for an engine with a module-level table two derivations could both use (today's)."""
-    try:
-        from .. import explicit
-    except ImportError:  # a rewritten engine without the module has no such table either
-        return False
-    return hasattr(explicit, "_MASKS")
-
-
 # ----- the engine -----
-
-
-def accepts(fn: Callable[..., Any]) -> frozenset[str]:
-    """Which of the optional keywords ``fn`` takes."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return frozenset()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return frozenset(OPTIONAL)
-    return frozenset(k for k in OPTIONAL if k in params)
 
 
 class Engine:
     """derive(), check() and the write-ups behind one object, with results kept for downloads.
 
-    ``max_seconds`` is passed to engines that take it (a CPU-time budget for
-    the proof). ``serialize`` None locks only where today's engine shares
-    state; True locks every call; False none. ``cache`` bounds the number of
-    derivations kept (0 keeps none).
+    The engine is thread-safe, so calls run side by side. ``cache`` bounds the
+    number of derivations kept (0 keeps none); a proof that did not finish in
+    its time is not kept, so asking again (on a quieter server) tries again.
     """
 
     def __init__(
-        self,
-        derive_fn: Callable[..., Any] = _derive,
-        check_fn: Callable[..., Any] = _check,
-        max_seconds: float | None = None,
-        serialize: bool | None = None,
-        cache: int = 32,
+        self, derive_fn: Callable[..., Any] = _derive, check_fn: Callable[..., Any] = _check, cache: int = 32
     ) -> None:
         self.derive_fn, self.check_fn = derive_fn, check_fn
-        self.derive_takes, self.check_takes = accepts(derive_fn), accepts(check_fn)
-        self.max_seconds = max_seconds
-        self.serialize = serialize
-        self._lock = SharedLock()
         self._cache: OrderedDict[Request, tuple[Any, dict[str, Any]]] = OrderedDict()
         self._cache_size = cache
         self._cache_lock = threading.Lock()
 
-    @property
-    def features(self) -> dict[str, bool]:
-        """Which optional inputs this engine understands (the page shows only those)."""
-        return {
-            "symmetric": "symmetric" in self.derive_takes and "symmetric" in self.check_takes,
-            "diagonal": "diagonal" in self.derive_takes and "diagonal" in self.check_takes,
-            "max_seconds": "max_seconds" in self.derive_takes,
-        }
+    def derivation(
+        self, req: Request, cancelled: Callable[[], bool] = lambda: False, max_seconds: float | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The Derivation and its JSON form, kept for later requests (downloads).
 
-    @contextmanager
-    def _turn(self, *texts: str) -> Iterator[None]:
-        """Hold the lock this call needs: exclusive if it may touch shared state."""
-        shared = shares_state() if self.serialize is None else self.serialize
-        if not shared:
-            yield
-            return
-        exclusive = self.serialize or any("maxpool" in t for t in texts)
-        with self._lock.exclusive() if exclusive else self._lock.shared():
-            yield
-
-    def _keywords(self, req: Request, takes: frozenset[str]) -> dict[str, Any]:
-        kw: dict[str, Any] = {}
-        for key in ("symmetric", "diagonal"):
-            names = getattr(req, key)
-            if names and key not in takes:
-                raise DeriveError(f"this version of derive has no {key} variables; leave '{key}' empty")
-            if names:
-                kw[key] = names
-        if self.max_seconds is not None and "max_seconds" in takes:
-            kw["max_seconds"] = self.max_seconds
-        return kw
-
-    def derivation(self, req: Request, cancelled: Callable[[], bool] = lambda: False) -> tuple[Any, dict[str, Any]]:
-        """The Derivation and its JSON form, kept for later requests (downloads)."""
+        ``max_seconds`` bounds the proof in CPU seconds (None: the engine's default).
+        """
         with self._cache_lock:
             if req in self._cache:
                 self._cache.move_to_end(req)
                 return self._cache[req]
-        with self._turn(req.expr):
-            if cancelled():
-                raise Abandoned
-            wrt = req.wrt[0] if len(req.wrt) == 1 else req.wrt
-            shapes = dict(req.shapes) if req.shapes is not None else None
-            d = self.derive_fn(req.expr, wrt, shapes, layout=req.layout, **self._keywords(req, self.derive_takes))
-            out = (d, derivation_json(d))
-        if self._cache_size > 0:
+        if cancelled():
+            raise Abandoned
+        wrt = req.wrt[0] if len(req.wrt) == 1 else req.wrt
+        shapes = dict(req.shapes) if req.shapes is not None else None
+        d = self.derive_fn(
+            req.expr,
+            wrt,
+            shapes,
+            layout=req.layout,
+            symmetric=req.symmetric,
+            diagonal=req.diagonal,
+            max_seconds=max_seconds,
+        )
+        out = (d, derivation_json(d))
+        if self._cache_size > 0 and d.proof.status != "not finished":
             with self._cache_lock:
                 self._cache[req] = out
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return out
 
-    def derive(self, body: object, cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    def derive(
+        self, body: object, cancelled: Callable[[], bool] = lambda: False, max_seconds: float | None = None
+    ) -> dict[str, Any]:
         """POST /api/derive: the matrix form, its proof, the numeric check and the steps."""
-        return self.derivation(read(body), cancelled)[1]
+        return self.derivation(read(body), cancelled, max_seconds)[1]
 
-    def check(self, body: object, cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-        """POST /api/check: is the claim the derivative? (Without 'wrt': is it the value?)"""
+    def check(
+        self, body: object, cancelled: Callable[[], bool] = lambda: False, max_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """POST /api/check: is the claim the derivative? (Without 'wrt': is it the value?)
+
+        A check compares at a few small sizes and has no time budget of its own: ``max_seconds`` is unused.
+        """
         req = read(body, value=True)
         claim = _text(body, "claim", "your derivative, in the same syntax")
-        with self._turn(req.expr, claim):
-            if cancelled():
-                raise Abandoned
-            by = None if not req.wrt else req.wrt[0] if len(req.wrt) == 1 else req.wrt
-            shapes = dict(req.shapes) if req.shapes is not None else None
-            c = self.check_fn(req.expr, by, claim, shapes, **self._keywords(req, self.check_takes))
-            return check_json(c)
+        if cancelled():
+            raise Abandoned
+        by = None if not req.wrt else req.wrt[0] if len(req.wrt) == 1 else req.wrt
+        shapes = dict(req.shapes) if req.shapes is not None else None
+        c = self.check_fn(req.expr, by, claim, shapes, symmetric=req.symmetric, diagonal=req.diagonal)
+        return check_json(c)
 
-    def document(self, body: object, cancelled: Callable[[], bool] = lambda: False) -> tuple[str, str, str]:
+    def document(
+        self, body: object, cancelled: Callable[[], bool] = lambda: False, max_seconds: float | None = None
+    ) -> tuple[str, str, str]:
         """POST /api/download: (file name, media type, text) of the .tex, .md or .py, made in memory."""
         req = read(body)
         fmt = body.get("format")
@@ -282,13 +195,12 @@ class Engine:
         name = body.get("name") or default_name(req.expr, req.wrt)
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise DeriveError("'name' must be a Python identifier (it names the file and its functions)")
-        d, _ = self.derivation(req, cancelled)
-        if getattr(d, "display", None) is None:
+        d, _ = self.derivation(req, cancelled, max_seconds)
+        if d.display is None:
             raise DeriveError(f"there is no matrix form to write up: {d.note}")
         if d.proof.status == "refuted" or (d.numeric is not None and d.numeric.failed):
             raise DeriveError("the matrix form failed its own check; no file made")  # as the command refuses
-        with self._turn(req.expr):
-            files = documents(d, name, (fmt,))
+        files = documents(d, name, (fmt,))
         return f"{name}.{fmt}", MEDIA[fmt], files[f"{name}.{fmt}"]
 
 
@@ -321,12 +233,16 @@ def derivation_json(d: Any) -> dict[str, Any]:
         "layout": d.layout,
         "convention": d.convention,
         "note": d.note,
+        "notes": list(d.problem.notes),
+        "conventions": list(d.notes),
         "shapes": {n: _dims(d.problem.at_declared(s)) for n, s in d.shapes.items()},
         "name": default_name(d.expr, d.wrt),
         "proof": {
             "status": proof.status,
             "ok": proof.status == "proven",
             "method": proof.method,
+            "exact": bool(proof.exact),
+            "bits": proof.bits,
             "sizes": {n: [int(k) for k in s] for n, s in proof.shapes.items()},
             "entries": proof.entries,
             "seconds": proof.seconds,

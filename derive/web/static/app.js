@@ -13,7 +13,6 @@ const state = {
   request: null, // the request behind the result shown
   result: null, // the result shown
   stepsFor: null, // the result whose steps are rendered
-  features: {},
 };
 
 // ----- talking to the server -----
@@ -39,16 +38,14 @@ async function errorOf(response) {
 }
 
 function fields() {
-  const out = {
+  return {
     expr: $("expr").value,
     wrt: $("wrt").value,
     shapes: $("shapes").value,
+    symmetric: $("symmetric").value,
+    diagonal: $("diagonal").value,
     layout: $("layout").value || null,
   };
-  for (const name of ["symmetric", "diagonal"]) {
-    if (state.features[name]) out[name] = $(name).value;
-  }
-  return out;
 }
 
 // ----- math -----
@@ -143,8 +140,40 @@ function shapeText(sizes) {
 }
 
 function badge(element, ok, yes, no) {
-  element.textContent = ok ? yes : no;
-  element.className = `badge ${ok ? "ok" : "bad"}`;
+  mark(element, ok ? "ok" : "bad", ok ? yes : no);
+}
+
+function mark(element, kind, text) {
+  element.textContent = text;
+  element.className = `badge ${kind}`;
+}
+
+// 90 -> "⁻⁹⁰": the exponent of a probabilistic proof's error bound, 2^-bits.
+function minusPower(bits) {
+  const digits = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+  return `⁻${String(bits).replace(/[0-9]/g, (c) => digits[Number(c)])}`;
+}
+
+// The proof's badge: [kind, text]. Only an exact proof says "exactly"; a probabilistic one states its bound.
+function proofBadge(proof) {
+  if (proof.status === "proven") {
+    if (proof.exact) return ["ok", "✓ proven exactly"];
+    if (proof.bits !== null) return ["ok", `✓ proven with probability ≥ 1 − 2${minusPower(proof.bits)}`];
+    return ["ok", "✓ proven with high probability"];
+  }
+  if (proof.status === "refuted") return ["bad", "✗ refuted"];
+  if (proof.status === "no matrix form") return ["none", "no matrix form"];
+  return ["warn", `⚠ ${proof.status}`]; // "not finished", "unproven"
+}
+
+function list(element, items, prefix) {
+  element.replaceChildren();
+  for (const text of items) {
+    const item = document.createElement("li");
+    item.textContent = prefix + text;
+    element.append(item);
+  }
+  element.hidden = items.length === 0;
 }
 
 function show(request, result) {
@@ -160,10 +189,15 @@ function show(request, result) {
   $("form-text").textContent = result.text;
   $("latex-source").textContent = result.latex ?? "";
   $("convention").textContent = result.convention;
+  list($("notes"), result.notes, "Note: ");
+  list($("conventions"), result.conventions, "");
   const proof = result.proof;
-  badge($("proof-badge"), proof.ok, "✓ proven", `✗ ${proof.status}`);
+  mark($("proof-badge"), ...proofBadge(proof));
+  const unproven = proof.status === "not finished" || proof.status === "unproven";
+  const caveat = unproven ? "The matrix form above comes from the rules but is not proven: " : "";
   $("proof-text").textContent =
-    `${proof.method} (${proof.entries} entries at ${shapeText(proof.sizes)}, ${proof.seconds.toFixed(2)} s)`;
+    `${caveat}${proof.method} (${proof.entries} entries at the small sizes ${shapeText(proof.sizes)}, ` +
+    `${proof.seconds.toFixed(2)} s)`;
   const numeric = result.numeric;
   if (numeric === null) {
     badge($("numeric-badge"), false, "", "not run");
@@ -317,8 +351,9 @@ function useExample(example) {
   $("wrt").value = example.wrt;
   $("shapes").value = example.shapes;
   $("layout").value = "";
-  for (const name of ["symmetric", "diagonal"]) $(name).value = example[name] || "";
-  if (example.shapes || example.symmetric) $("options").open = true;
+  $("symmetric").value = example.symmetric;
+  $("diagonal").value = example.diagonal;
+  if (example.shapes || example.symmetric || example.diagonal) $("options").open = true;
   $("claim").value = "";
   $("verdict").hidden = true;
   derive();
@@ -363,13 +398,6 @@ async function start() {
   try {
     const response = await fetch("/api/info");
     const info = await response.json();
-    state.features = info.features;
-    for (const name of ["symmetric", "diagonal"]) {
-      const on = Boolean(info.features[name]);
-      $(`${name}-field`).hidden = !on;
-      $(name).disabled = !on;
-    }
-    $("options-more").textContent = info.features.symmetric ? ", symmetric variables" : "";
     $("version").textContent = info.version;
     $("katex-version").textContent = info.katex;
     showExamples(info.examples);

@@ -50,6 +50,30 @@ class Check:
     def __bool__(self) -> bool:
         return self.ok
 
+    def _repr_markdown_(self) -> str:
+        """The verdict for Jupyter: the claim, and the counterexample as math."""
+        head = f"**The claim {'holds' if self.ok else 'fails'}**: `{self.claim.replace('`', '')}`"
+        m = self.mismatch
+        if m is None:
+            return f"{head}\n\n{_markdown_text(self.message)}"
+        at = ", ".join(f"${sp.latex(sp.Symbol(k))} = {v}$" for k, v in self.sizes.items())
+        where = f"entry {m.index}" if m.index else "the value"
+        text = f"{head}\n\nAt {at}, {where}: claimed ${sp.latex(m.got)}$, correct ${sp.latex(m.expected)}$."
+        return text + (f" It looks like {self.mistake}." if self.mistake else "")
+
+    def _repr_latex_(self) -> str:
+        """The verdict as LaTeX for Jupyter: the counterexample as math, the rest as text."""
+        m = self.mismatch
+        if m is None:
+            return f"$$\\text{{{_latex_text(self.message)}}}$$"
+        at = ", ".join(f"{sp.latex(sp.Symbol(k))} = {v}" for k, v in self.sizes.items())
+        where = f"\\text{{entry }} {_latex_text(str(m.index))}" if m.index else "\\text{the value}"
+        body = (
+            f"\\text{{the claim fails at }} {at},\\ {where}:\\quad \\text{{claimed }} {sp.latex(m.got)},"
+            f"\\ \\text{{correct }} {sp.latex(m.expected)}"
+        )
+        return f"$${body}$$"
+
 
 def check(
     expr: str,
@@ -66,8 +90,14 @@ def check(
 
     The claim may have the variable's shape (a gradient), numerator or
     vec/Kronecker layout (a Jacobian), or be a list of entries at one size.
-    ``layout="numerator"`` reads a gradient claim as its transpose, and
-    ``"denominator"`` a Jacobian claim as its transpose.
+    ``layout`` is read as in :func:`derive.derive`: None (a gradient shaped
+    like the variable, a Jacobian in numerator layout), ``"numerator"``
+    (a scalar's derivative by a matrix is the transpose of its gradient) or
+    ``"denominator"`` (a Jacobian is transposed: one row per entry of the
+    variable).
+
+    >>> check("x @ A @ y", "A", "outer(y, x)", layout="numerator").ok
+    True
     """
     limits = limits or Limits()
     structure = parse_structure(symmetric, diagonal)
@@ -108,6 +138,16 @@ def check(
 def _transposes(kind: str, layout: object) -> bool:
     """Whether a claim in ``layout`` is the transpose of the form compared (the gradient's shape, numerator)."""
     return (kind == Kind.GRADIENT and layout == "numerator") or (kind != Kind.GRADIENT and layout == "denominator")
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text safe in Markdown: its special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]<>#|$])", r"\\\1", text)
+
+
+def _latex_text(text: str) -> str:
+    """Plain text safe inside \\text{...} (as MathJax reads it): no braces, backslashes or dollars."""
+    return text.translate(str.maketrans({"{": "(", "}": ")", "\\": "/", "$": None}))
 
 
 def _at(sizes: Mapping[str, int]) -> str:
@@ -237,12 +277,37 @@ def _judge(
         if status == "unproven":
             return Check(False, claim, at, None, None, f"undecided: SymPy could not settle every entry at {_at(at)}")
         m = bad[0]
-        mistake = diagnose(want, arranged, got)
+        mistake = _structured_mistake(arranged, kind, problem, names, sizes) or diagnose(want, arranged, got)
         return Check(False, claim, at, m, mistake, _report(m, mistake, at))
     mistake = diagnose(want, None, got)
     shape = f"the claim has shape {got.shape}, where {want.shape} (or a vec form) is expected"
     text = f"the claim fails at {_at(at)}: {shape}" + (f"; it looks like {mistake}" if mistake else "")
     return Check(False, claim, at, None, mistake, text)
+
+
+COOKBOOK = "the Matrix Cookbook's symmetric rule G + Gᵀ - G∘I; the gradient by a symmetric matrix is (G + Gᵀ)/2"
+UNSYMMETRISED = "the gradient as if the matrix were not symmetric (G); by a symmetric matrix it is (G + Gᵀ)/2"
+
+
+def _structured_mistake(claim: np.ndarray, kind: str, problem: Problem, names: tuple[str, ...],
+                        sizes: dict) -> str | None:  # fmt: skip
+    """The usual mistakes by a symmetric matrix: the Cookbook's G + G^T - G∘I, or G itself."""
+    if kind != "gradient" or problem.structure.get(names[0]) != "symmetric":
+        return None
+    name = names[0]
+    general = {k: v for k, v in problem.structure.items() if k != name}
+    _, g = sympy_jacobian(problem.expr, problem.shapes, sizes, names, general)
+    ents = explicit.entries(problem.shapes, sizes, general)
+    sym = explicit.entries(problem.shapes, sizes, problem.structure)
+    same = {sp.Symbol(a): sp.Symbol(b) for a, b in zip(ents.labels[name].ravel(), sym.labels[name].ravel(),
+                                                        strict=True)}  # fmt: skip
+    g = np.vectorize(lambda v: sp.S(v).xreplace(same), otypes=[object])(np.asarray(g, dtype=object))
+    cookbook = g + g.T - np.diag(np.diag(g))
+    if _same(cookbook, claim):
+        return COOKBOOK
+    if _same(g, claim):
+        return UNSYMMETRISED
+    return None
 
 
 def _arrange(got: np.ndarray, want: np.ndarray) -> np.ndarray | None:

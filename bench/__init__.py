@@ -1,0 +1,1 @@
+"""derive's benchmark: `python bench/run.py` (see run.py)."""

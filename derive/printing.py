@@ -469,18 +469,18 @@ def repeated_parts(roots: list[Node], taken: set[str], printer: MathPrinter) -> 
     application or a compound product or sum, and is long (10 characters) or occurs three times. Names avoid
     ``taken`` (the expression's variables); vectors are lower-case, matrices upper-case.
     """
-    count: dict[Node, int] = {}
-    stack = list(roots)
-    while stack:
-        n = stack.pop()
-        count[n] = count.get(n, 0) + 1
-        if count[n] == 1:
-            stack.extend(n.args)
-        else:  # every occurrence of n repeats its whole subtree
-            stack.extend(_subtree_once(n))
+    # occurrences as written out, parents before children (each occurrence of a parent writes its
+    # operands once more), capped at 3: linear in the DAG, however much of it is shared
+    nodes = topo_all(roots)
+    count: dict[Node, int] = dict.fromkeys(nodes, 0)
+    for r in roots:
+        count[r] = min(count[r] + 1, 3)
+    for n in reversed(nodes):
+        for a in n.args:
+            count[a] = min(count[a] + count[n], 3)
     names: dict[Node, str] = {}
     used = {t.lower() for t in taken}
-    order = [n for n in reversed(topo_all(roots)) if count.get(n, 0) > 1]
+    order = [n for n in reversed(nodes) if count[n] > 1]
     for n in order:
         size = len(printer.doprint(n))
         if n.op not in NAMEABLE or n.ndim == 0 or size < 7 or (count[n] < 3 and size < 10):

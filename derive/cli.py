@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .context import Limits, Progress
+from .context import Budget, Limits, Progress
 from .errors import DeriveError
 
 if TYPE_CHECKING:
@@ -252,6 +252,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 def _run(args: argparse.Namespace) -> int:
     limits = limits_from(args)
+    budget = Budget(limits.seconds)  # the whole run's CPU time: derive() keeps within it, the write-up uses the rest
     progress = Progress(enabled=sys.stderr.isatty(), delay=float(os.environ.get("DERIVE_PROGRESS_DELAY", "2.0")))
     if len(args.wrt) > 2:
         raise DeriveError("--wrt may be given at most twice (a second derivative)")
@@ -305,7 +306,7 @@ def _run(args: argparse.Namespace) -> int:
             if not formats:
                 raise DeriveError("no numpy module without a matrix form; ask for the write-up: --format tex,md")
             print(f"not written: {name}.py (numpy code needs a matrix form)")
-    files = documents(d, name, formats, sizes, args.transpose, vec_form=args.vec_form)
+    files = documents(d, name, formats, sizes, args.transpose, vec_form=args.vec_form, budget=budget)
     for path in write_all(files, directory, args.force):
         print(f"wrote {path}")
     return 0

@@ -50,6 +50,9 @@ class DomainError(Exception):
     """A value the domain cannot represent at this point (a zero denominator, a non-square)."""
 
 
+SPARSE_WORK = 400_000  # the most term products one multiplication in pure Python may take (about a second)
+
+
 class TooBig(Exception):
     """An exact computation grew past its size limit."""
 
@@ -747,6 +750,8 @@ class _Sparse:
 
     def __mul__(self, b: _Sparse) -> _Sparse:
         p, q = (self.d, b.d) if len(self.d) <= len(b.d) else (b.d, self.d)
+        if len(p) * len(q) > SPARSE_WORK:  # one product is not interrupted by the budget: bound it first
+            raise TooBig("an entry grew past the exact proof's size limit")
         out: dict = {}
         get = out.get
         for m1, c1 in p.items():

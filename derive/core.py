@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -110,6 +111,7 @@ def _wrt(wrt: str | Sequence[str], problem: Problem) -> tuple[str, ...]:
     names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
     if not 1 <= len(names) <= 2 or not all(isinstance(n, str) for n in names):
         raise DeriveError("wrt must be a variable name or a pair of names (a second derivative)")
+    names = tuple(unicodedata.normalize("NFKC", n) for n in names)  # as Python reads a name: ｘ is x
     for n in names:
         if n not in problem.shapes:
             known = ", ".join(problem.shapes)

@@ -21,6 +21,7 @@ import itertools
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -690,6 +691,8 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
     if shapes is not None and not isinstance(shapes, Mapping):
         raise DeriveError(f"shapes must be a dict of names to tuples, got {type(shapes).__name__}")
     for name, dims in (shapes or {}).items():
+        if isinstance(name, str):
+            name = unicodedata.normalize("NFKC", name)  # as Python reads a name: ｘ is x
         if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
             raise DeriveError(f"shape given for {name!r}, which is not a variable name")
         if isinstance(dims, int | str | sp.Basic):

@@ -179,3 +179,20 @@ def test_seeded_fuzz_sample_has_no_escapes_and_no_unbounded_runs() -> None:
     bad = [(r.outcome, r.case.expr[:80], r.detail) for r in api + cli if r.outcome not in ("ok", "refused", "late")]
     assert not bad
     assert counts["ok"] > 0 and counts["refused"] > 0
+
+
+def test_maximum_of_a_scalar_and_a_vector_has_the_right_jacobian() -> None:
+    # found by tests/fuzz_hostile.py: the scalar's Jacobian was scaled before it was spread (ShapeError)
+    d = derive("maximum(x @ x, y)", "x", {"x": (3,), "y": (2,)})
+    assert d.proof.status == "proven"
+    x, y = np.array([1.0, 2.0, 0.0]), np.array([3.0, 7.0])  # x @ x = 5: above y[0], below y[1]
+    J = load(d.numpy_source("f")).jac_f(x, y)
+    np.testing.assert_array_equal(J, [[2.0, 4.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_150_nested_softmaxes_end_within_the_budget() -> None:
+    # found by tests/fuzz_hostile.py: the exact check's product and the matrix-chain order were unbounded
+    start = cpu()
+    d = derive("sum(" + "softmax(" * 150 + "x" + ")" * 150 + ")", "x", limits=Limits(seconds=5, **BIG))
+    assert d.proof.status in ("proven", "unproven", "not finished")
+    assert cpu() - start < 5.0 + 3.0

@@ -132,7 +132,8 @@ def _extremum_vjp(e: Node, g: Node, i: int) -> Node:
 
 def _extremum_jac(e: Node, js: list[Node | None]) -> Node | None:
     parts = _extremum_parts(e)
-    return plus(*(_spread(x, scaled_jac(p, j), e) for x, p, j in zip(e.args, parts, js, strict=True)))
+    # a scalar operand's Jacobian is spread over the result first: its part has the result's shape
+    return plus(*(scaled_jac(p, _spread(x, j, e)) for x, p, j in zip(e.args, parts, js, strict=True)))
 
 
 def _extremum_eval(k, e: Node, a, b):

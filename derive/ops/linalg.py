@@ -275,10 +275,14 @@ def _simplify_kron(e: Node) -> Node:
 # ----- printing: numpy -----
 
 
+CHAIN_ORDER_AT = 24  # the longest product regrouped for the fewest multiplications
+
+
 def _np_matmul(p, e: Node) -> tuple[str, int]:
     chain = _chain(e)
     inner_vector = any(f.ndim < 2 for f in chain[1:-1])  # x @ A @ x is not associative in shape
-    if len(chain) > 2 and not inner_vector and not any(f in p.names for f in _inner_products(e)):
+    # matrix-chain order is cubic in the chain's length: a longer chain is multiplied as written
+    if 2 < len(chain) <= CHAIN_ORDER_AT and not inner_vector and not any(f in p.names for f in _inner_products(e)):
         return _pair(p, _cheapest(chain, p.size_hint))
     return _pair(p, e)
 

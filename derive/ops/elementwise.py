@@ -476,14 +476,15 @@ def _math_mul(p, e: Node) -> tuple[str, int]:
 def _math_product(p, c: sp.Expr, factors: list[Node]) -> tuple[str, int]:
     """c times the factors: scalars in front (denominators under one fraction: 2/n, or after the tensors
     when nothing else is on top: x xᵀ/‖x‖²), then the tensors (element-wise quotients with ⊘)."""
-    dens = [f for f in factors if _reciprocal(f)]
+    # a symbolic coefficient (1/(m n) from a mean at undeclared sizes) shares no fraction with the factors
+    dens = [f for f in factors if _reciprocal(f)] if sp.S(c).is_Rational else []
     scalars = [f for f in factors if f.shape == () and f not in dens]
     tensors = [f for f in factors if f.shape != () and f.op != "ones"] or [f for f in factors if f.shape != ()]
     sign = "-" if c < 0 else ""
     c = abs(c)
     den = [p.wrap(f.args[0], MUL, strict=True) if f.attr == -1 else
            p.prec(node("pow", f.args[0], attr=-f.attr))[0] for f in dens]  # fmt: skip
-    if c.q != 1 and dens:
+    if dens and c.q != 1:
         den.insert(0, p.num(c.q))
     body, prec = _tensor_text(p, tensors)
     if dens and c.p == 1 and not scalars and tensors:  # (I - x xᵀ/‖x‖²)/‖x‖

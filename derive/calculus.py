@@ -13,26 +13,32 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import Node, Shape, depends_on, fold, size_of, topo
+from .context import Budget
+from .ir import Node, Shape, depends_on, size_of, topo
 from .ops import OPS
 from .ops.build import const, eye, node, plus
 
 __all__ = ["gradient", "jacobian", "normalize"]
 
 
-def normalize(e: Node) -> Node:
+def normalize(e: Node, budget: Budget | None = None) -> Node:
     """Fuse compositions that have a cleaner rule than their parts (each op's ``fuse`` piece):
-    ||x||^2 -> x @ x, log(det(X)) -> logdet(X), log(softmax(z)) -> logsoftmax(z), ..."""
+    ||x||^2 -> x @ x, log(det(X)) -> logdet(X), log(softmax(z)) -> logsoftmax(z), ...
 
-    def go(n: Node, args: tuple[Node, ...]) -> Node:
+    ``budget`` (CPU time) is checked as it goes, here and in :func:`gradient` and :func:`jacobian`:
+    past it, :class:`~derive.context.OutOfTime` is raised."""
+    memo: dict[Node, Node] = {}
+    for n in topo(e):
+        if budget is not None:
+            budget.tick()
+        args = tuple(memo[a] for a in n.args)
         out = n if args == n.args else node(n.op, *args, attr=n.attr)
         fuse = OPS[out.op].fuse
-        return fuse(out) if fuse is not None else out
+        memo[n] = fuse(out) if fuse is not None else out
+    return memo[e]
 
-    return fold(e, go)
 
-
-def gradient(e: Node, name: str) -> Node | None:
+def gradient(e: Node, name: str, budget: Budget | None = None) -> Node | None:
     """Reverse mode: the gradient of the scalar ``e`` by ``name``, in its shape; None means zero."""
     if e.shape != ():
         raise ValueError("gradient needs a scalar expression")
@@ -40,6 +46,8 @@ def gradient(e: Node, name: str) -> Node | None:
     adjoint: dict[Node, list[Node]] = {e: [const(1)]}
     result = None
     for n in reversed([n for n in topo(e) if n in live]):
+        if budget is not None:
+            budget.tick()
         parts = adjoint.pop(n, [])
         if not parts:
             continue
@@ -56,11 +64,13 @@ def gradient(e: Node, name: str) -> Node | None:
     return result
 
 
-def jacobian(e: Node, name: str, shape: Shape) -> Node | None:
+def jacobian(e: Node, name: str, shape: Shape, budget: Budget | None = None) -> Node | None:
     """Forward mode: d vec(e) / d vec(name), a (size(e) x size(name)) matrix; None means zero."""
     live = depends_on(e, name)
     js: dict[Node, Node | None] = {}
     for n in topo(e):
+        if budget is not None:
+            budget.tick()
         if n not in live:
             js[n] = None
         elif n.op == "var":

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .context import Limits, Progress
+from .context import Budget, Limits, Progress
 from .errors import DeriveError
 
 if TYPE_CHECKING:
@@ -253,6 +253,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 def _run(args: argparse.Namespace) -> int:
     limits = limits_from(args)
+    budget = Budget(limits.seconds)  # the whole run's CPU time: derive() keeps within it, the write-up uses the rest
     progress = Progress(enabled=sys.stderr.isatty(), delay=float(os.environ.get("DERIVE_PROGRESS_DELAY", "2.0")))
     if len(args.wrt) > 2:
         raise DeriveError("--wrt may be given at most twice (a second derivative)")
@@ -306,7 +307,7 @@ def _run(args: argparse.Namespace) -> int:
             if not formats:
                 raise DeriveError("no numpy module without a matrix form; ask for the write-up: --format tex,md")
             print(f"not written: {name}.py (numpy code needs a matrix form)")
-    files = documents(d, name, formats, sizes, args.transpose, vec_form=args.vec_form)
+    files = documents(d, name, formats, sizes, args.transpose, vec_form=args.vec_form, budget=budget)
     for path in write_all(files, directory, args.force):
         print(f"wrote {path}")
     return 0
@@ -339,6 +340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(argv)
     except DeriveError as e:
         print(f"derive: error: {e}", file=sys.stderr)
+        return 2
+    except RecursionError:  # a safety net: every pass is iterative or bounded by --max-depth
+        print("derive: error: the expression is nested too deeply to handle", file=sys.stderr)
+        return 2
+    except MemoryError:  # nothing is written before everything is computed
+        print("derive: error: out of memory (ask for smaller sizes: --shape, --prove-at, --max-entries)",
+              file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print("derive: interrupted", file=sys.stderr)

@@ -151,7 +151,7 @@ def _printed(roots: list[Node], temps: list[Node], spec: Spec):
             k += 1
         lines.append(f"t{k} = {p.doprint(t)}")
         names[t] = f"t{k}"
-        p.names[t] = f"t{k}"
+        p.name(t, f"t{k}")
         k += 1
     lines.append("return " + ", ".join(p.doprint(r) for r in roots))
     return p, names, lines

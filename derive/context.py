@@ -50,6 +50,13 @@ class Budget:
     def __init__(self, seconds: float) -> None:
         self.seconds = float(seconds)
         self.start = time.thread_time()
+        self.ticks = 0
+
+    def tick(self, every: int = 64) -> None:
+        """:meth:`check` on every ``every``-th call: cheap enough for the inner loop of any pass."""
+        self.ticks += 1
+        if self.ticks % every == 0:
+            self.check()
 
     def spent(self) -> float:
         return time.thread_time() - self.start

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -18,7 +19,7 @@ import sympy as sp
 from . import sizes as sizing
 from .calculus import gradient, jacobian, normalize
 from .codegen import module
-from .context import Context, Limits, Progress
+from .context import Budget, Context, Limits, OutOfTime, Progress
 from .derivation import DIAGONAL_NOTE, SYMMETRIC_NOTE, Derivation, spec_of
 from .errors import DeriveError
 from .explicit import concrete, entries
@@ -87,13 +88,17 @@ def derive(
     result without saying so in ``proof.status``.
     """
     ctx = _context(limits, max_seconds, progress)
+    stage = "reading the expression"
     try:
-        problem = parse(expr, shapes, structure=parse_structure(symmetric, diagonal), limits=ctx.limits)
+        problem = parse(expr, shapes, structure=parse_structure(symmetric, diagonal), limits=ctx.limits,
+                        budget=ctx.budget)  # fmt: skip
         names = _wrt(wrt, problem)
         kind, lay = kind_of(problem.expr.shape, names), layout_of(layout)
-        with ctx.progress.stage("finding the matrix form"):
-            form, first, note = matrix_form(problem, names, kind, primes)
-        display = None if form is None else arrange(form, kind, lay, problem.shapes[names[0]])
+        stage = "finding the matrix form"
+        with ctx.progress.stage(stage):
+            form, first, note = matrix_form(problem, names, kind, primes, budget=ctx.budget)
+            display = None if form is None else arrange(form, kind, lay, problem.shapes[names[0]])
+        stage = "choosing the proof's sizes"
         at = _proof_sizes(problem, form, proof_sizes)
         with ctx.progress.stage(f"proving the matrix form entry by entry at {_at(problem, at)}"):
             proof, at = _prove(problem, names, kind, lay, display, at, ctx)
@@ -102,10 +107,13 @@ def derive(
                        _notes(problem, names))  # fmt: skip
         if numeric and form is not None:
             with ctx.progress.stage("checking the generated code against central differences"):
-                d = replace(d, numeric=_numeric(d))
+                d = replace(d, numeric=_numeric(d, ctx.budget))
         return d
     except RecursionError:
         raise DeriveError(f"the expression is nested too deeply ({ctx.limits.how_to_raise('depth')})") from None
+    except OutOfTime:
+        raise DeriveError(f"{stage} did not finish within the time budget of {ctx.limits.seconds:g} CPU seconds"
+                          f" ({ctx.limits.how_to_raise('seconds')})") from None  # fmt: skip
 
 
 def _context(limits: Limits | None, max_seconds: float | None, progress: Progress | None) -> Context:
@@ -121,6 +129,7 @@ def _wrt(wrt: str | Sequence[str], problem: Problem) -> tuple[str, ...]:
     names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
     if not 1 <= len(names) <= 2 or not all(isinstance(n, str) for n in names):
         raise DeriveError("wrt must be a variable name or a pair of names (a second derivative)")
+    names = tuple(unicodedata.normalize("NFKC", n) for n in names)  # as Python reads a name: ｘ is x
     for n in names:
         if n not in problem.shapes:
             known = ", ".join(problem.shapes)
@@ -128,36 +137,37 @@ def _wrt(wrt: str | Sequence[str], problem: Problem) -> tuple[str, ...]:
     return names
 
 
-def matrix_form(problem: Problem, names: tuple[str, ...], kind: Kind,
-                primes: bool = True) -> tuple[Node | None, Node | None, str]:  # fmt: skip
+def matrix_form(problem: Problem, names: tuple[str, ...], kind: Kind, primes: bool = True,
+                budget: Budget | None = None) -> tuple[Node | None, Node | None, str]:  # fmt: skip
     """(the derivative by rule, a Hessian's gradient, a note): reverse mode for a scalar, then forward mode.
 
-    The form is None (with the note saying why) when no rule applies.
+    The form is None (with the note saying why) when no rule applies. Past ``budget``
+    (CPU time), :class:`~derive.context.OutOfTime` is raised.
     """
-    e = normalize(problem.expr)
+    e = normalize(problem.expr, budget)
     shapes, structure = problem.shapes, problem.structure
     first = None
     try:
         if kind is Kind.JACOBIAN:
             v = names[0]
-            out = jacobian(e, v, shapes[v])
+            out = jacobian(e, v, shapes[v], budget)
             out = _structured_jac(out, shapes[v], structure.get(v, "")) if out is not None else None
             out = out if out is not None else zeros((e.size, size_of(shapes[v])))
         else:
-            g = gradient(e, names[0])
-            g = simplify(_structured_grad(g, structure.get(names[0], ""))) if g is not None else None
+            g = gradient(e, names[0], budget)
+            g = simplify(_structured_grad(g, structure.get(names[0], "")), budget) if g is not None else None
             out = g if g is not None else zeros(shapes[names[0]])
             if kind is Kind.HESSIAN:
                 first = out
                 w = names[1]
-                h = jacobian(out, w, shapes[w]) if g is not None else None
+                h = jacobian(out, w, shapes[w], budget) if g is not None else None
                 h = _structured_jac(h, shapes[w], structure.get(w, "")) if h is not None else None
                 out = h if h is not None else zeros((size_of(shapes[names[0]]), size_of(shapes[w])))
     except NoRule as err:
         return None, None, f"{err}; the derivative is given element-wise"
-    out = simplify(tidy(simplify(out)))
+    out = simplify(tidy(simplify(out, budget)), budget)
     if not primes:
-        out = simplify(_write_out_primes(out))
+        out = simplify(_write_out_primes(out), budget)
     return out, first, ""
 
 
@@ -252,13 +262,13 @@ def _alternatives(sizes: Mapping) -> list[dict]:
 
 def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layout | None, display: Node | None,
               sizes: Mapping, ctx: Context) -> Proof:  # fmt: skip
-    ents = entries(problem.shapes, sizes, problem.structure)
-    total = sum(int(np.prod(s)) for s in ents.shapes.values())
+    total = sum(int(np.prod(concrete(s, sizes))) for s in problem.shapes.values())
     if total > ctx.limits.entries:
         raise DeriveError(
             f"the element-wise proof would write out {total} entries; the limit is {ctx.limits.entries}"
             f" ({ctx.limits.how_to_raise('entries')}), or prove at smaller sizes"
         )
+    ents = entries(problem.shapes, sizes, problem.structure)
     if display is None:
         return Proof("no matrix form", "no rule applies; the element-wise derivative is the answer", dict(ents.shapes),
                      0, 0.0)  # fmt: skip
@@ -288,8 +298,17 @@ def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layo
 # ----- the numeric side -----
 
 
-def _numeric(d: Derivation) -> NumericCheck:
-    """The generated derivative against central differences, at the declared sizes or near them."""
+def _numeric(d: Derivation, budget: Budget | None = None) -> NumericCheck:
+    """The generated derivative against central differences, at the declared sizes or near them,
+    within what is left of ``budget`` (else a check that says it did not run)."""
+    try:
+        return _numeric_check(d, budget)
+    except OutOfTime:
+        shapes = {n: concrete(s, d.sizes) for n, s in d.shapes.items()}
+        return NumericCheck(float("nan"), 0, shapes, 0, reason=f"the time budget ({budget.seconds:g} s) ran out")
+
+
+def _numeric_check(d: Derivation, budget: Budget | None) -> NumericCheck:
     try:
         mod = load(d.numpy_source("f"))
         grad = load(module(replace(d.spec(), form=d.first, kind=Kind.GRADIENT, wrt=d.wrt[:1]), "g")).grad_g \
@@ -308,4 +327,4 @@ def _numeric(d: Derivation) -> NumericCheck:
     shapes = {n: concrete(s, sizes) for n, s in d.shapes.items()}
     names = list(d.shapes)
     f, df = (grad, mod.hess_f) if d.kind is Kind.HESSIAN else (mod.f, getattr(mod, f"{d.kind.code}_f"))
-    return numeric_check(f, df, names, d.wrt[-1], shapes, d.structure, declared)
+    return numeric_check(f, df, names, d.wrt[-1], shapes, d.structure, declared, budget=budget)

@@ -8,6 +8,9 @@ partial derivatives through them by the scalar chain rule, so the
 element-wise Jacobian needs nothing from the matrix rules.
 
 - :class:`SympyDomain`: SymPy expressions, for showing entries (a11 x1 + ...).
+- :class:`FloatDomain`: numpy float64, the value numpy gives (the parser checks constants with it).
+- :class:`MpDomain`: mpmath at 30 digits, at one point (to tell a real mismatch from a missed identity).
+- :class:`SizeDomain`: bounds on the size and depth of what SymPy would build, before building it.
 - :class:`ExactDomain`: rational functions with exact rational coefficients
   (python-flint when installed, else SymPy's sparse polynomials), in the
   entries and in one symbol per distinct exp(u), log(u), sqrt(u), sin(u),
@@ -45,6 +48,9 @@ _NUMBERS: tuple[type, ...] = (int, Fraction, sp.Rational)  # what a scalar combi
 
 class DomainError(Exception):
     """A value the domain cannot represent at this point (a zero denominator, a non-square)."""
+
+
+SPARSE_WORK = 400_000  # the most term products one multiplication in pure Python may take (about a second)
 
 
 class TooBig(Exception):
@@ -268,6 +274,168 @@ class SympyDomain(Primitives):
             n = len(self.windows) + 1
             self.windows[key] = [sp.Symbol(f"delta_{n}_{r + 1}") for r in range(len(xs))]
         return self.windows[key]
+
+
+# ----- floats: what numpy computes -----
+
+
+class FloatDomain(Primitives):
+    """numpy float64 scalars: the value numpy gives (nan, inf and all), for checking constants."""
+
+    name = "float"
+
+    def const(self, q: Any) -> np.float64:
+        return np.float64(float(q))
+
+    def _exp(self, x: Any) -> np.float64:
+        return np.exp(x)
+
+    def _log(self, x: Any) -> np.float64:
+        return np.log(x)
+
+    def _sqrt(self, x: Any) -> np.float64:
+        return np.sqrt(x)
+
+    def _sin(self, x: Any) -> np.float64:
+        return np.sin(x)
+
+    def _cos(self, x: Any) -> np.float64:
+        return np.cos(x)
+
+    def _step(self, x: Any) -> np.float64:
+        return np.heaviside(x, 0.5)
+
+    def _choice(self, xs: list[Any]) -> list[Any]:
+        best = int(np.argmax(xs))
+        return [np.float64(i == best) for i in range(len(xs))]
+
+
+# ----- mpmath: many digits, at a point -----
+
+
+class MpDomain(Primitives):
+    """mpmath numbers with ``digits`` significant digits, in a context of this domain's own.
+
+    For telling a real mismatch from an identity the exact algebra missed: both sides at a
+    random point. A value that is not a finite real number makes the point unusable
+    (:class:`DomainError`), as does one too large for mpmath (an exponential of an exponential).
+    """
+
+    name = "mpmath"
+
+    def __init__(self, digits: int = 30) -> None:
+        import mpmath
+
+        self.mp = mpmath.MPContext()
+        self.mp.dps = digits
+
+    def const(self, q: Any) -> Any:
+        q = sp.S(q) if not isinstance(q, int | Fraction) else q
+        if isinstance(q, int | Fraction) or q.is_Rational:
+            f = Fraction(q) if isinstance(q, int | Fraction) else Fraction(int(q.p), int(q.q))
+            return self.mp.mpf(f.numerator) / f.denominator
+        return self._real(lambda: self.mp.mpf(str(sp.N(q, self.mp.dps + 5))))
+
+    def _real(self, f: Callable[[], Any]) -> Any:
+        try:
+            v = f()
+        except (MemoryError, OverflowError, ZeroDivisionError, ValueError) as e:
+            raise DomainError(f"not a number at this point ({type(e).__name__})") from None
+        if not isinstance(v, self.mp.mpf) or not self.mp.isfinite(v):
+            raise DomainError("not a finite real number at this point")
+        return v
+
+    def _exp(self, x: Any) -> Any:
+        return self._real(lambda: self.mp.exp(x))
+
+    def _log(self, x: Any) -> Any:
+        return self._real(lambda: self.mp.log(x))
+
+    def _sqrt(self, x: Any) -> Any:
+        return self._real(lambda: self.mp.sqrt(x))
+
+    def _sin(self, x: Any) -> Any:
+        return self._real(lambda: self.mp.sin(x))
+
+    def _cos(self, x: Any) -> Any:
+        return self._real(lambda: self.mp.cos(x))
+
+    def _step(self, x: Any) -> Any:
+        return self.mp.mpf(1 if x > 0 else 0 if x < 0 else 0.5)
+
+    def _choice(self, xs: list[Any]) -> list[Any]:
+        best = max(range(len(xs)), key=lambda i: xs[i])
+        return [self.mp.mpf(int(i == best)) for i in range(len(xs))]
+
+
+# ----- sizes: how large SymPy's entries would be -----
+
+
+class Size:
+    """A bound on the tree size ``n`` and depth ``d`` of the SymPy expression a computation builds.
+
+    ``kind`` is "add", "mul" or "" (SymPy flattens a sum of sums, a product of products).
+    Used to refuse writing out entries too large (or too deep) for SymPy before building them.
+    """
+
+    __slots__ = ("d", "kind", "n")
+    CAP = 10**12
+
+    def __init__(self, n: int = 1, d: int = 1, kind: str = "") -> None:
+        self.n = min(n, self.CAP)
+        self.d = d
+        self.kind = kind
+
+    @staticmethod
+    def of(x: Any) -> Size:
+        return x if isinstance(x, Size) else Size()
+
+    def _join(self, b: Any, kind: str) -> Size:
+        if isinstance(b, np.ndarray) or not isinstance(b, (Size, *_NUMBERS)):
+            return NotImplemented
+        b = Size.of(b)
+        inner = max(x.d - (x.kind == kind) for x in (self, b))
+        return Size(self.n + b.n + 1, inner + 1, kind)
+
+    def __add__(self, b: Any) -> Size:
+        return self._join(b, "add")
+
+    __radd__ = __sub__ = __rsub__ = __add__
+
+    def __mul__(self, b: Any) -> Size:
+        return self._join(b, "mul")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, b: Any) -> Size:
+        return self._join(Size.of(b) ** -1 if isinstance(b, Size) else b, "mul")
+
+    def __rtruediv__(self, b: Any) -> Size:
+        return (self**-1)._join(b, "mul")
+
+    def __neg__(self) -> Size:
+        return self._join(1, "mul")
+
+    def __pow__(self, k: int) -> Size:
+        return Size(self.n + 2, self.d + 1)
+
+
+class SizeDomain(Primitives):
+    """:class:`Size` bounds: what writing entries out in SymPy would build, computed without SymPy."""
+
+    name = "size"
+
+    def const(self, q: Any) -> Size:
+        return Size()
+
+    def _fn(self, x: Any) -> Size:
+        x = Size.of(x)
+        return Size(x.n + 1, x.d + 1)
+
+    _exp = _log = _sqrt = _sin = _cos = _step = _fn
+
+    def _choice(self, xs: list[Any]) -> list[Any]:
+        return [Size() for _ in xs]
 
 
 # ----- modular: a random point mod p -----
@@ -582,6 +750,8 @@ class _Sparse:
 
     def __mul__(self, b: _Sparse) -> _Sparse:
         p, q = (self.d, b.d) if len(self.d) <= len(b.d) else (b.d, self.d)
+        if len(p) * len(q) > SPARSE_WORK:  # one product is not interrupted by the budget: bound it first
+            raise TooBig("an entry grew past the exact proof's size limit")
         out: dict = {}
         get = out.get
         for m1, c1 in p.items():

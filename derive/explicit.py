@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .domains import Dual, Primitives, SympyDomain
+from .context import Budget
+from .domains import Dual, Primitives, Size, SizeDomain, SympyDomain
 from .ir import Node, Shape, topo
 from .ops import OPS
 from .ops.functions import FUNCTIONS, display_value
@@ -109,12 +110,19 @@ class Kit:
     """Array operations at concrete ``sizes`` over one scalar domain ``dom``; ``env`` holds the variables."""
 
     def __init__(self, dom: Primitives, sizes: Mapping, env: Mapping[str, np.ndarray],
-                 claims: Mapping[sp.Symbol, Any] | None = None) -> None:  # fmt: skip
+                 claims: Mapping[sp.Symbol, Any] | None = None, budget: Budget | None = None) -> None:  # fmt: skip
         self.dom = dom
         self.sizes = dict(sizes)
         self.env = env
         self.claims = dict(claims or {})
         self.display = isinstance(dom, SympyDomain)
+        self.budget = budget
+
+    def tick(self) -> None:
+        """Check the CPU-time budget (raises OutOfTime past it): every step of a loop here is
+        costly enough (Duals carry a tangent per entry) that the check is cheap beside it."""
+        if self.budget is not None:
+            self.budget.check()
 
     # ----- shapes and leaves -----
 
@@ -170,7 +178,25 @@ class Kit:
     # ----- sums and products -----
 
     def add_all(self, terms: Sequence[Any]) -> Any:
+        self.tick()
         return self.dom.add_all(terms)
+
+    def add(self, a: Any, b: Any) -> Any:
+        return self._zip(lambda x, y: x + y, a, b)
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return self._zip(lambda x, y: x * y, a, b)
+
+    def _zip(self, f, a: Any, b: Any) -> Any:
+        """``f`` entry by entry with numpy broadcasting, checking the budget as it goes."""
+        if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+            return f(a, b)
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        out = np.empty(a.shape, dtype=object)
+        for idx in np.ndindex(*a.shape):
+            self.tick()
+            out[idx] = f(a[idx], b[idx])
+        return out
 
     def total(self, a: Any, axis: int | None = None) -> Any:
         a = np.asarray(a, dtype=object)
@@ -189,7 +215,7 @@ class Kit:
         out = np.empty((a2.shape[0], b2.shape[1]), dtype=object)
         for i in range(a2.shape[0]):
             for j in range(b2.shape[1]):
-                out[i, j] = self.add_all([x * y for x, y in zip(a2[i], b2[:, j], strict=True)])
+                out[i, j] = self.add_all([x * y for x, y in zip(a2[i], b2[:, j], strict=True)])  # add_all ticks
         if a.ndim == 1:
             out = out[0]
         if b.ndim == 1:
@@ -200,10 +226,20 @@ class Kit:
         return np.asarray(a, dtype=object).T
 
     def outer(self, a: Any, b: Any) -> np.ndarray:
-        return np.multiply.outer(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        out = np.empty(a.shape + b.shape, dtype=object)
+        for idx in np.ndindex(*a.shape):
+            self.tick()
+            out[idx] = a[idx] * b
+        return out
 
     def kron(self, a: Any, b: Any) -> np.ndarray:
-        return np.kron(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        a2 = a[None, :] if a.ndim < b.ndim else a
+        b2 = b[None, :] if b.ndim < a.ndim else b
+        blocks = self.outer(a2, b2)  # (a rows, a cols, b rows, b cols), one block per entry of a
+        out = blocks.transpose(*(i for k in range(a2.ndim) for i in (k, a2.ndim + k)))
+        return np.ascontiguousarray(out).reshape(tuple(x * y for x, y in zip(a2.shape, b2.shape, strict=True)))
 
     def diag(self, a: Any) -> np.ndarray:
         a = np.asarray(a, dtype=object)
@@ -233,23 +269,23 @@ class Kit:
         a = np.asarray(a, dtype=object)
         n = a.shape[0]
         if n <= 6:
-            return _laplace(a, list(range(n)), list(range(n)), self.dom, {})
-        return _gauss_det(a, self.dom)
+            return _laplace(a, list(range(n)), list(range(n)), self.dom, {}, self.tick)
+        return _gauss_det(a, self.dom, self.tick)
 
     def inv(self, a: Any) -> np.ndarray:
         """The inverse by the adjugate (division-free minors) for small sizes, else by elimination."""
         a = np.asarray(a, dtype=object)
         n = a.shape[0]
         if n > 6:
-            return _gauss_inv(a, self.dom)
+            return _gauss_inv(a, self.dom, self.tick)
         memo: dict = {}
-        det = _laplace(a, list(range(n)), list(range(n)), self.dom, memo)
+        det = _laplace(a, list(range(n)), list(range(n)), self.dom, memo, self.tick)
         r = 1 / det
         out = np.empty((n, n), dtype=object)
         for i, j in product(range(n), range(n)):
             rows = [k for k in range(n) if k != j]
             cols = [k for k in range(n) if k != i]
-            minor = _laplace(a, rows, cols, self.dom, memo) if n > 1 else self.dom.const(1)
+            minor = _laplace(a, rows, cols, self.dom, memo, self.tick) if n > 1 else self.dom.const(1)
             out[i, j] = minor * r if (i + j) % 2 == 0 else -(minor * r)
         return out
 
@@ -284,6 +320,7 @@ class Kit:
             return f(a)
         out = np.empty(a.shape, dtype=object)
         for idx in np.ndindex(*a.shape):
+            self.tick()
             out[idx] = f(a[idx])
         return out
 
@@ -313,17 +350,18 @@ def _derivative(meaning, dom: Primitives, x: Any, order: int) -> Any:
     return out
 
 
-def _laplace(a: np.ndarray, rows: list[int], cols: list[int], dom: Primitives, memo: dict) -> Any:
-    """The determinant of a[rows][:, cols] by cofactor expansion, memoised on the column set."""
+def _laplace(a: np.ndarray, rows: list[int], cols: list[int], dom: Primitives, memo: dict, tick) -> Any:
+    """The determinant of a[rows][:, cols] by cofactor expansion, memoised on the column set (n <= 6)."""
     key = (tuple(rows), tuple(cols))
     if key in memo:
         return memo[key]
+    tick()
     if len(rows) == 1:
         out = a[rows[0], cols[0]]
     else:
         terms = []
         for k, c in enumerate(cols):
-            sub = _laplace(a, rows[1:], cols[:k] + cols[k + 1 :], dom, memo)
+            sub = _laplace(a, rows[1:], cols[:k] + cols[k + 1 :], dom, memo, tick)
             t = a[rows[0], c] * sub
             terms.append(t if k % 2 == 0 else -t)
         out = dom.add_all(terms)
@@ -331,11 +369,12 @@ def _laplace(a: np.ndarray, rows: list[int], cols: list[int], dom: Primitives, m
     return out
 
 
-def _gauss_det(a: np.ndarray, dom: Primitives) -> Any:
+def _gauss_det(a: np.ndarray, dom: Primitives, tick) -> Any:
     m = [list(r) for r in a]
     n = len(m)
     det = dom.const(1)
     for c in range(n):
+        tick()
         pivot = next((r for r in range(c, n) if not _is_zero(m[r][c])), None)
         if pivot is None:
             return dom.const(0)
@@ -345,15 +384,17 @@ def _gauss_det(a: np.ndarray, dom: Primitives) -> Any:
         det = det * m[c][c]
         inv = 1 / m[c][c]
         for r in range(c + 1, n):
+            tick()
             f = m[r][c] * inv
             m[r] = [x - f * y for x, y in zip(m[r], m[c], strict=True)]
     return det
 
 
-def _gauss_inv(a: np.ndarray, dom: Primitives) -> np.ndarray:
+def _gauss_inv(a: np.ndarray, dom: Primitives, tick) -> np.ndarray:
     n = a.shape[0]
     m = [list(a[i]) + [dom.const(int(i == j)) for j in range(n)] for i in range(n)]
     for c in range(n):
+        tick()
         pivot = next((r for r in range(c, n) if not _is_zero(m[r][c])), None)
         if pivot is None:
             from .domains import DomainError
@@ -364,6 +405,7 @@ def _gauss_inv(a: np.ndarray, dom: Primitives) -> np.ndarray:
         m[c] = [x * inv for x in m[c]]
         for r in range(n):
             if r != c:
+                tick()
                 f = m[r][c]
                 m[r] = [x - f * y for x, y in zip(m[r], m[c], strict=True)]
     out = np.empty((n, n), dtype=object)
@@ -383,10 +425,20 @@ def _is_zero(x: Any) -> bool:
     return x == 0
 
 
+def step(e: Node, kit: Kit, operands: Sequence[Any]) -> Any:
+    """The value of ``e`` from its operands' values (one step of :func:`evaluate`)."""
+    return OPS[e.op].eval(kit, e, *operands)
+
+
 def evaluate(e: Node, kit: Kit) -> Any:
-    """``e`` written out: an object array of the kit's scalars (or one scalar), iteratively."""
+    """``e`` written out: an object array of the kit's scalars (or one scalar), iteratively.
+
+    The kit's budget is checked as it goes (:class:`~derive.context.OutOfTime` past it).
+    """
     memo: dict[Node, Any] = {}
     for n in topo(e):
+        if kit.budget is not None:
+            kit.budget.tick()
         memo[n] = OPS[n.op].eval(kit, n, *(memo[a] for a in n.args))
     return memo[e]
 
@@ -440,6 +492,27 @@ def _half(zero: Any) -> Any:
     return (zero + 1) / 2
 
 
+def sympy_size(e: Node, shapes: Mapping[str, Shape], sizes: Mapping, wrt: Sequence[str],
+               structure: Mapping[str, str] | None = None, budget: Budget | None = None) -> Size:  # fmt: skip
+    """Bounds on the largest entry (tree size ``n``, depth ``d``) of ``e`` and of its partial derivatives
+    by ``wrt`` as :func:`sympy_jacobian` would build them, computed cheaply without SymPy."""
+    ents = entries(shapes, sizes, structure)
+    values = {n: np.vectorize(lambda _: Size(), otypes=[object])(lab) if lab.ndim else np.asarray(Size(), dtype=object)
+              for n, lab in ents.labels.items()}  # fmt: skip
+    duals = {n: (v[()] if v.ndim == 0 else v) for n, v in seeded(values, ents, wrt, Size()).items()}
+    value = np.asarray(evaluate(e, Kit(SizeDomain(), sizes, duals, budget=budget)), dtype=object)
+    n, d = 1, 1
+    stack = list(value.ravel())
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Dual):
+            stack.append(x.v)
+            stack.extend(x.t.values())
+        elif isinstance(x, Size):
+            n, d = max(n, x.n), max(d, x.d)
+    return Size(n, d)
+
+
 def display_entries(shapes: Mapping[str, Shape], sizes: Mapping, structure: Mapping[str, str] | None = None):
     """A Kit over SymPy with the entries named as on paper (for write-ups and check())."""
     ents = entries(shapes, sizes, structure)
@@ -447,10 +520,15 @@ def display_entries(shapes: Mapping[str, Shape], sizes: Mapping, structure: Mapp
 
 
 def sympy_jacobian(e: Node, shapes: Mapping[str, Shape], sizes: Mapping, wrt: Sequence[str],
-                   structure: Mapping[str, str] | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
-    """(value, every partial derivative) of ``e`` with SymPy entries, shape out + wrt shapes."""
+                   structure: Mapping[str, str] | None = None,
+                   budget: Budget | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
+    """(value, every partial derivative) of ``e`` with SymPy entries, shape out + wrt shapes.
+
+    SymPy's work is not bounded here: check :func:`sympy_size` first. ``budget`` is checked per entry.
+    """
     structure = structure or {}
     ents, kit = display_entries(shapes, sizes, structure)
+    kit.budget = budget
     value = evaluate(e, kit)
     syms = ents.symbols()
     d = np.asarray(value, dtype=object)
@@ -460,6 +538,7 @@ def sympy_jacobian(e: Node, shapes: Mapping[str, Shape], sizes: Mapping, wrt: Se
         for o in np.ndindex(*d.shape):
             entry = sp.S(d[o])
             for i in np.ndindex(*w.shape):
+                kit.tick()
                 s = w[i]
                 if s == 0:
                     out[o + i] = sp.S.Zero

@@ -41,6 +41,27 @@ class Node:
     def __hash__(self) -> int:
         return self._hash
 
+    def __eq__(self, other: object) -> bool:
+        """Structural equality, iterative (any depth); shared operands are compared once."""
+        if self is other:
+            return True
+        if not isinstance(other, Node):
+            return NotImplemented
+        if self._hash != other._hash or self.op != other.op or self.attr != other.attr:
+            return False
+        if len(self.args) == len(other.args) and all(a is b for a, b in zip(self.args, other.args, strict=True)):
+            return True
+        stack, seen = [(self, other)], set()
+        while stack:
+            a, b = stack.pop()
+            if a is b or (id(a), id(b)) in seen:
+                continue
+            if a._hash != b._hash or a.op != b.op or len(a.args) != len(b.args) or a.attr != b.attr:
+                return False
+            seen.add((id(a), id(b)))
+            stack.extend(zip(a.args, b.args, strict=True))
+        return True
+
     @property
     def ndim(self) -> int:
         return len(self.shape)

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
+from .context import Budget
 from .gradcheck import check_grad
 from .prove import shapes_text
 
@@ -33,6 +34,7 @@ class NumericCheck:
     seed: int
     declared: bool = True  # whether the shapes are the declared ones (else near them)
     symmetric_ok: bool = True  # a gradient by a symmetric (diagonal) variable came out so
+    reason: str = ""  # why it did not run, when that is not the sample points
 
     @property
     def ran(self) -> bool:
@@ -49,7 +51,7 @@ class NumericCheck:
     def __str__(self) -> str:
         at = shapes_text(self.shapes)
         if not self.ran:
-            return f"not run: no sample point ({at}) where the value and derivative are finite"
+            return f"not run: {self.reason or f'no sample point ({at}) where the value and derivative are finite'}"
         text = (
             f"central differences along {self.directions} random directions (seed {self.seed}, {at}): "
             f"largest relative error {self.error:.1e}"
@@ -95,8 +97,14 @@ def fits(shapes: Mapping[str, tuple[int, ...]], out: tuple[int, ...], wrt: tuple
 
 
 def check(f, df, names: list[str], wrt: str, shapes: Mapping[str, tuple[int, ...]], structure: Mapping[str, str],
-          declared: bool, seed: int = 0, directions: int = 3) -> NumericCheck:  # fmt: skip
-    """``df`` (the derivative of ``f`` by ``wrt``, value shape + variable shape) against central differences."""
+          declared: bool, seed: int = 0, directions: int = 3,
+          budget: Budget | None = None) -> NumericCheck:  # fmt: skip
+    """``df`` (the derivative of ``f`` by ``wrt``, value shape + variable shape) against central differences.
+
+    ``budget`` is checked before every call of ``f`` or ``df`` (OutOfTime past it).
+    """
+    if budget is not None:
+        f, df = _metered(f, budget), _metered(df, budget)
     error = np.nan
     kind = structure.get(wrt, "")
     sym_ok = True
@@ -121,3 +129,13 @@ def check(f, df, names: list[str], wrt: str, shapes: Mapping[str, tuple[int, ...
     if not np.isfinite(error):
         error = np.nan  # no sample point gave a usable difference: the check did not run
     return NumericCheck(float(error), directions, dict(shapes), seed, declared, sym_ok)
+
+
+def _metered(f, budget: Budget):
+    """``f``, checking ``budget`` before each call."""
+
+    def call(*args):
+        budget.check()
+        return f(*args)
+
+    return call

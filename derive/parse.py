@@ -17,24 +17,30 @@ holds at every size; declared numbers are recorded as the problem's sizes.
 from __future__ import annotations
 
 import ast
+import itertools
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
-from .context import Limits
+from .context import Budget, Limits
+from .domains import FloatDomain
 from .errors import DeriveError, ShapeConflict
+from .explicit import Kit, step
 from .ir import Dims, Node, Shape, ShapeError, dim, topo
 from .ops import OPS, Call
 from .ops.build import DIMS, const, make, node, var
 from .ops.shaping import broadcast_axes
 
 MAX_NUMBER = 10**9  # largest literal
+MAX_CONSTANT_BITS = 4096  # largest exact value of a constant part (3 ** 1000000000 is refused)
 MAX_DIM = 10**6  # largest declared dimension
 DIM_NAMES = ("m", "n", "p", "q", "k", "l", "r", "s", "t", "u", "v", "w", "h", "j")
 STRUCTURES = ("symmetric", "diagonal")
@@ -170,6 +176,16 @@ class _Unifier(Dims):
         return False
 
 
+def _bits(e: Node, args: list[int]) -> int:
+    """A bound on the bits of the exact value of the constant ``e``, from its operands' bounds."""
+    if e.op == "const":
+        v = sp.S(e.attr)
+        return max(int(v.p).bit_length(), int(v.q).bit_length(), 1) if v.is_Rational else 64
+    if e.op == "pow":
+        return args[0] * max(1, math.ceil(abs(float(e.attr))))
+    return sum(args) + 1
+
+
 def _not_whole(v: sp.Basic) -> int:
     return -1  # a fraction or a non-positive size: the checks below report it
 
@@ -178,8 +194,10 @@ class _Walker:
     """Turns an ``ast`` tree into a Node while unifying dimensions."""
 
     def __init__(self, text: str, declared: Mapping[str, Shape], entries: Mapping[str, sp.Symbol] | None,
-                 shift: tuple[int, int], structure: Mapping[str, str], scalars: set[str]) -> None:  # fmt: skip
+                 shift: tuple[int, int], structure: Mapping[str, str], scalars: set[str],
+                 budget: Budget | None = None) -> None:  # fmt: skip
         self.text = text
+        self.budget = budget
         self.shift = shift
         self.declared = declared
         self.entries = entries
@@ -189,6 +207,8 @@ class _Walker:
         self.var_shapes: dict[str, Shape] = {}
         self.order: list[str] = []
         self.shapes_at: dict[int, Shape] = {}  # id(ast node) -> shape, for scalar inference
+        self.numbers: dict[Node, tuple[float, int]] = {}  # constants: float64 value, bound on exact bits
+        self.floats = Kit(FloatDomain(), {}, {})
         self.names_at: dict[int, str] = {}
 
     # ----- errors -----
@@ -226,6 +246,8 @@ class _Walker:
     # ----- the walk -----
 
     def walk(self, n: ast.AST) -> Node:
+        if self.budget is not None:
+            self.budget.tick()
         method = getattr(self, f"_{type(n).__name__}", None)
         if method is None:
             raise self.fail(n, f"{_describe(n)} is not allowed in an expression")
@@ -242,7 +264,9 @@ class _Walker:
             raise self.fail(n, f"{_describe(n)} is not allowed; only numbers are")
         if not math.isfinite(v) or abs(v) > MAX_NUMBER:
             raise self.fail(n, f"the number {self.snippet(n)} is out of range (at most {MAX_NUMBER:g})")
-        return const(sp.Rational(repr(v)) if isinstance(v, float) else sp.Integer(v))
+        out = const(sp.Rational(repr(v)) if isinstance(v, float) else sp.Integer(v))
+        self.number(n, out)
+        return out
 
     def _Name(self, n: ast.Name) -> Node:
         name = n.id
@@ -302,19 +326,41 @@ class _Walker:
     def _UnaryOp(self, n: ast.UnaryOp) -> Node:
         a = self.walk(n.operand)
         if isinstance(n.op, ast.USub):
-            return const(-a.attr) if a.op == "const" else node("mul", const(-1), a)
+            out = const(-a.attr) if a.op == "const" else node("mul", const(-1), a)
+            if a in self.numbers:
+                self.number(n, out)
+            return out
         if isinstance(n.op, ast.UAdd):
             return a
         raise self.fail(n, f"the operator in '{self.snippet(n)}' is not allowed")
 
     def _BinOp(self, n: ast.BinOp) -> Node:
+        """``+ - * / @`` nested in any way (a chain of 500 terms, a balanced tree), without recursion;
+        other operands are walked as usual, left to right."""
         if isinstance(n.op, ast.Pow):
             return self.power(n)
-        a, b = self.walk(n.left), self.walk(n.right)
+        chained = lambda c: isinstance(c, ast.BinOp) and not isinstance(c.op, ast.Pow)  # noqa: E731
+        done: dict[int, Node] = {}
+        stack: list[tuple[str, ast.AST]] = [("open", n)]
+        while stack:
+            step, m = stack.pop()
+            if step == "open":
+                stack.append(("combine", m))
+                stack.extend(("open" if chained(c) else "walk", c) for c in (m.right, m.left))
+            elif step == "walk":
+                done[id(m)] = self.walk(m)
+            else:
+                out = self.binary(m, done.pop(id(m.left)), done.pop(id(m.right)))
+                self.shapes_at[id(m)] = out.shape
+                done[id(m)] = out
+        return done[id(n)]
+
+    def binary(self, n: ast.BinOp, a: Node, b: Node) -> Node:
+        """``a op b`` for the operator of ``n`` (not ``**``), its operands already made."""
         operands = ((n.left, a), (n.right, b))
         if isinstance(n.op, ast.MatMult):
             return self.build(n, lambda: node("matmul", a, b), *operands)
-        if isinstance(n.op, ast.Div) and b.op == "const" and b.attr == 0:
+        if isinstance(n.op, ast.Div) and b in self.numbers and self.numbers[b][0] == 0:
             raise self.fail(n, f"division by zero in '{self.snippet(n)}'")
         make_op = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}.get(type(n.op))
         if make_op is None:
@@ -459,7 +505,39 @@ class _Walker:
             v = self.dims.value(d)
             if v is not None and v < 1:
                 raise self.fail(n, f"'{self.snippet(n)}' has no entries at the declared sizes", ShapeConflict)
+        if operands and all(x in self.numbers for _, x in operands):
+            self.number(n, out)
         return out
+
+    def number(self, n: ast.AST, e: Node) -> None:
+        """Record the constant ``e`` (no variables): its float64 value and a bound on its exact size.
+
+        A constant numpy evaluates to nan or inf is refused here, with where it is, as is one
+        whose exact value would be huge (``3 ** 1000000000``): derive computes with exact numbers.
+        """
+        if e.shape != ():
+            return
+        stack = [e]
+        while stack:
+            m = stack[-1]
+            todo = [a for a in m.args if a not in self.numbers]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if m in self.numbers:
+                continue
+            bits = _bits(m, [self.numbers[a][1] for a in m.args])
+            if bits > MAX_CONSTANT_BITS:
+                raise self.fail(n, f"the exact value of '{self.snippet(n)}' would need more than {MAX_CONSTANT_BITS}"
+                                " bits (derive computes with exact numbers); write a smaller number")  # fmt: skip
+            with np.errstate(all="ignore"):
+                value = float(step(m, self.floats, [self.numbers[a][0] for a in m.args]))
+            if math.isnan(value):
+                raise self.fail(n, f"'{self.snippet(n)}' is not a real number (numpy gives nan)")
+            if math.isinf(value):
+                raise self.fail(n, f"'{self.snippet(n)}' is not finite (numpy gives {value})")
+            self.numbers[m] = (value, bits)
 
     # ----- resolution -----
 
@@ -467,7 +545,8 @@ class _Walker:
         """Replace placeholders by declared names or fresh letters; the declared sizes; the inferred names."""
         taken = {str(d) for s in self.declared.values() for d in s if isinstance(d, sp.Symbol)}
         taken |= set(self.var_shapes)
-        pool = (d for d in DIM_NAMES if d not in taken)
+        spare = (f"d{i}" for i in itertools.count(1))  # past the usual letters: d1, d2, ...
+        pool = (d for d in itertools.chain(DIM_NAMES, spare) if d not in taken)
         mapping: dict[sp.Basic, sp.Basic] = {}
         sizes: dict[sp.Symbol, int] = {}
 
@@ -475,10 +554,7 @@ class _Walker:
             if root in mapping:
                 return mapping[root]
             if isinstance(root, sp.Dummy):
-                name = next(pool, None)
-                if name is None:
-                    raise DeriveError("too many distinct dimensions; declare some shapes")
-                mapping[root] = dim(name)
+                mapping[root] = dim(next(pool))
                 v = self.dims.value(root)
                 if v is not None:
                     sizes[mapping[root]] = v
@@ -622,6 +698,8 @@ def parse_shapes(shapes: Mapping[str, Sequence[int | str]] | None) -> dict[str, 
     if shapes is not None and not isinstance(shapes, Mapping):
         raise DeriveError(f"shapes must be a dict of names to tuples, got {type(shapes).__name__}")
     for name, dims in (shapes or {}).items():
+        if isinstance(name, str):
+            name = unicodedata.normalize("NFKC", name)  # as Python reads a name: ｘ is x
         if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
             raise DeriveError(f"shape given for {name!r}, which is not a variable name")
         if isinstance(dims, int | str | sp.Basic):
@@ -665,7 +743,7 @@ def parse_structure(symmetric: Sequence[str], diagonal: Sequence[str]) -> dict[s
 
 def parse(text: str, shapes: Mapping[str, Sequence[int | str]] | None = None,
           entries: Mapping[str, sp.Symbol] | None = None, structure: Mapping[str, str] | None = None,
-          limits: Limits | None = None) -> Problem:  # fmt: skip
+          limits: Limits | None = None, budget: Budget | None = None) -> Problem:  # fmt: skip
     """Parse ``text`` (numpy syntax) into a :class:`Problem`; never evaluates it.
 
     Raises :class:`DeriveError`, one line naming the column, for anything
@@ -706,7 +784,7 @@ def parse(text: str, shapes: Mapping[str, Sequence[int | str]] | None = None,
     for name, kind in structure.items():
         if name in declared and (len(declared[name]) != 2 or declared[name][0] != declared[name][1]):
             raise DeriveError(f"'{name}' is declared {kind}, so it must be a square matrix, not {declared[name]}")
-    walk = lambda scalars: _walk(body, tree, declared, entries, shift, structure, scalars)  # noqa: E731
+    walk = lambda scalars: _walk(body, tree, declared, entries, shift, structure, scalars, budget)  # noqa: E731
     try:
         w, expr = walk(set())
         scalars = _scalar_names(tree, w, declared, structure) if entries is None else set()
@@ -729,8 +807,8 @@ def parse(text: str, shapes: Mapping[str, Sequence[int | str]] | None = None,
     return Problem(text.strip(), expr, resolved, sizes, {n: structure[n] for n in structure}, notes, inferred)
 
 
-def _walk(body, tree, declared, entries, shift, structure, scalars):
-    w = _Walker(body, declared, entries, shift, structure, scalars)
+def _walk(body, tree, declared, entries, shift, structure, scalars, budget):
+    w = _Walker(body, declared, entries, shift, structure, scalars, budget)
     return w, w.walk(tree)
 
 

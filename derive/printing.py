@@ -11,6 +11,7 @@ appear only where they are needed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import ClassVar
@@ -30,13 +31,27 @@ class PrintError(MissingPiece):
 
 
 class Printer:
-    """Dispatch on the op's ``facet`` piece; ``names`` maps subexpressions to short names."""
+    """Dispatch on the op's ``facet`` piece; ``names`` maps subexpressions to short names.
+
+    Each op's piece prints its operands by calling back into the printer, but the printer
+    never recurses on the depth of a tree: :meth:`prec` first prints every operand below,
+    innermost first, and keeps the results, so a piece's calls find its operands done. Ops in
+    ``contextual`` print differently under different parents; they are printed when their
+    parent asks (their own operands are done by then).
+    """
 
     facet = ""
+    contextual: frozenset[str] = frozenset()
 
     def __init__(self, names: Mapping[Node, str] | None = None) -> None:
         self.names = dict(names or {})
         self.stack: list[Node] = []
+        self.done: dict[Node, tuple[str, int]] = {}
+
+    def name(self, e: Node, text: str) -> None:
+        """Call ``e`` by ``text`` from now on."""
+        self.names[e] = text
+        self.done.clear()
 
     def doprint(self, e: Node) -> str:
         return self.prec(e)[0]
@@ -44,6 +59,34 @@ class Printer:
     def prec(self, e: Node) -> tuple[str, int]:
         if e in self.names:
             return self.names[e], ATOM
+        if e in self.done:
+            return self.done[e]
+        for n in self._below(e):
+            self.done[n] = self._show(n)
+        out = self._show(e)
+        if e.op not in self.contextual:
+            self.done[e] = out
+        return out
+
+    def _below(self, e: Node) -> list[Node]:
+        """The operands under ``e`` not printed yet, innermost first (iterative: any depth)."""
+        out: list[Node] = []
+        seen: set[Node] = set()
+        stack: list[tuple[Node, bool]] = [(a, False) for a in reversed(e.args)]
+        while stack:
+            n, ready = stack.pop()
+            if ready:
+                if n.op not in self.contextual:
+                    out.append(n)
+                continue
+            if n in seen or n in self.done or n in self.names:
+                continue
+            seen.add(n)
+            stack.append((n, True))
+            stack.extend((a, False) for a in reversed(n.args))
+        return out
+
+    def _show(self, e: Node) -> tuple[str, int]:
         try:
             show = OPS[e.op].piece(self.facet)
         except MissingPiece as m:
@@ -87,6 +130,7 @@ class NumpyPrinter(Printer):
     ``shapes`` gives each argument's shape (so a shape that is an argument's prints as ``A.shape``)."""
 
     facet = "numpy"
+    contextual = frozenset({"broadcast"})  # numpy broadcasts an operand of + * maximum minimum by itself
 
     def __init__(self, dims: Mapping[sp.Expr, str], names: Mapping[Node, str] | None = None,
                  shapes: Mapping[str, tuple] | None = None) -> None:  # fmt: skip
@@ -102,6 +146,14 @@ class NumpyPrinter(Printer):
         return helper
 
     def number_code(self, c: sp.Expr) -> tuple[str, int]:
+        """A coefficient as code: a number, or a dimension read from a shape (the m of 1 - m softmax(y))."""
+        c = sp.S(c)
+        if c.free_symbols:
+            negative = c.could_extract_minus_sign()
+            text = self.dim(-c if negative else c)
+            if not re.fullmatch(r"[\w.\[\]]+", text):
+                text = f"({text})"
+            return ("-" + text, UNARY) if negative else (text, ATOM)
         s = number(c)
         return s, (UNARY if s.startswith("-") else MUL if "/" in s else ATOM)
 
@@ -249,16 +301,29 @@ class MathPrinter(Printer):
         return s, (UNARY if s.startswith("-") else ATOM)
 
     def row(self, v: Node) -> str:
-        """A 1-D vector written as a row: x -> x^T, A y -> y^T A^T, 2 A y -> 2 y^T A^T."""
+        """A 1-D vector written as a row: x -> x^T, A y -> y^T A^T, 2 A y -> 2 y^T A^T (iterative)."""
         from .ops.algebra import split_coef
 
-        c, rest = split_coef(v)
-        if c != 1 and rest.ndim == 1:
-            body = self.row(rest)
-            return "-" + body if c == -1 else self.join(self.number(c)[0], body)
-        if v.op == "matmul" and v.args[0].ndim == 2 and v.args[1].ndim == 1 and v not in self.names:
-            return self.join(self.row(v.args[1]), self.wrap(_transposed(v.args[0]), MUL))
-        return self.wrap(v, POSTFIX, strict=True) + self.T
+        steps: list[tuple[str, object]] = []  # outermost first: ("coef", c) or ("right", A^T's text)
+        while True:
+            c, rest = split_coef(v)
+            if c != 1 and rest.ndim == 1:
+                steps.append(("coef", c))
+                v = rest
+            elif v.op == "matmul" and v.args[0].ndim == 2 and v.args[1].ndim == 1 and v not in self.names:
+                steps.append(("right", self.wrap(_transposed(v.args[0]), MUL)))
+                v = v.args[1]
+            else:
+                break
+        out = self.wrap(v, POSTFIX, strict=True) + self.T
+        for kind, x in reversed(steps):
+            if kind == "right":
+                out = self.join(out, x)
+            elif x == -1:
+                out = "-" + out
+            else:
+                out = self.join(self.number(x)[0], out)
+        return out
 
 
 def _transposed(a: Node) -> Node:
@@ -350,22 +415,40 @@ class LatexPrinter(MathPrinter):
         return f"K_{{{m}{n}}}"
 
     def dimtext(self, d: sp.Expr) -> str:
-        return sp.latex(d)
+        return latex_dim(d)
 
 
 def latex_name(name: str, vector: bool) -> str:
-    """W1 -> W_{1}, x -> \\mathbf{x}, b_out -> \\mathbf{b}_{\\mathrm{out}}."""
+    """W1 -> W_{1}, x -> \\mathbf{x}, b_out -> \\mathbf{b}_{\\mathrm{out}}; any other name the parser
+    accepts (x__, x_1_2, W1_b, x_) literally, its underscores escaped: \\mathit{x\\_1\\_2}.
+
+    Names are ASCII letters, digits and underscores (the parser refuses others), so nothing here
+    is a LaTeX command: ``frac`` is the letters f r a c. The write-up's own letters for named
+    results may be Greek, given as their commands (``\\xi``, ``\\xi2``), never from the input.
+    """
+    if not re.fullmatch(r"\\?[A-Za-z][A-Za-z0-9_]*", name):
+        raise PrintError(f"no LaTeX form for the name {name!r}")
     base, _, sub = name.partition("_")
     digits = ""
     while len(base) > 1 and base[-1].isdigit():
         digits = base[-1] + digits
         base = base[:-1]
+    if "_" in sub or (digits and sub) or name.endswith("_"):  # W1_b, x_1_2, x__, x_: the name as written
+        text = name.replace("_", "\\_")
+        return f"\\mathbf{{{text}}}" if vector else f"\\mathit{{{text}}}"
     sub = sub or digits
     core = f"\\mathbf{{{base}}}" if vector else base
     if sub:
         sub = sub if sub.isdigit() else f"\\mathrm{{{sub}}}"
         return f"{core}_{{{sub}}}"
     return core
+
+
+def latex_dim(d: sp.Expr) -> str:
+    """A dimension in LaTeX, its symbols named as :func:`latex_name` names them (SymPy would read
+    ``n__2`` as n squared)."""
+    d = sp.S(d)
+    return sp.latex(d, symbol_names={s: latex_name(str(s), vector=False) for s in d.free_symbols})
 
 
 class EntryLatexPrinter(SympyLatexPrinter):
@@ -397,18 +480,18 @@ def repeated_parts(roots: list[Node], taken: set[str], printer: MathPrinter) -> 
     application or a compound product or sum, and is long (10 characters) or occurs three times. Names avoid
     ``taken`` (the expression's variables); vectors are lower-case, matrices upper-case.
     """
-    count: dict[Node, int] = {}
-    stack = list(roots)
-    while stack:
-        n = stack.pop()
-        count[n] = count.get(n, 0) + 1
-        if count[n] == 1:
-            stack.extend(n.args)
-        else:  # every occurrence of n repeats its whole subtree
-            stack.extend(_subtree_once(n))
+    # occurrences as written out, parents before children (each occurrence of a parent writes its
+    # operands once more), capped at 3: linear in the DAG, however much of it is shared
+    nodes = topo_all(roots)
+    count: dict[Node, int] = dict.fromkeys(nodes, 0)
+    for r in roots:
+        count[r] = min(count[r] + 1, 3)
+    for n in reversed(nodes):
+        for a in n.args:
+            count[a] = min(count[a] + count[n], 3)
     names: dict[Node, str] = {}
     used = {t.lower() for t in taken}
-    order = [n for n in reversed(topo_all(roots)) if count.get(n, 0) > 1]
+    order = [n for n in reversed(nodes) if count[n] > 1]
     for n in order:
         size = len(printer.doprint(n))
         if n.op not in NAMEABLE or n.ndim == 0 or size < 7 or (count[n] < 3 and size < 10):

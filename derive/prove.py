@@ -24,17 +24,20 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from . import explicit as ex
 from .context import Budget, OutOfTime
-from .domains import DomainError, ExactDomain, Fp, ModularDomain, P, TooBig
-from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded, sympy_jacobian
+from .domains import DomainError, ExactDomain, Fp, ModularDomain, MpDomain, P, TooBig
+from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded
 from .ir import Node
 
 TARGET_BITS = 60  # a probabilistic proof is reported once its error bound is below 2^-60
+EXACT_SHARE = 0.75  # of the time left after the modular rounds, for the exact check (the rest: the numeric one)
 RAISE = "raise it with --max-seconds, or derive(..., max_seconds=...)"
 
 
@@ -113,26 +116,30 @@ def _labels(ents: Entries) -> list[str]:
     return list(out)
 
 
-def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, one: Any, zero: Any):
+def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, one: Any, zero: Any,
+           budget: Budget | None = None):  # fmt: skip
     """(element-wise derivative, arranged matrix form), both arrays of ``dom`` scalars."""
     plain = {n: (v[()] if v.ndim == 0 else v) for n, v in values.items()}
     duals = {n: (v[()] if v.ndim == 0 else v) for n, v in seeded(values, ents, s.wrt, one).items()}
-    value = evaluate(s.expr, Kit(dom, s.sizes, duals))
+    value = evaluate(s.expr, Kit(dom, s.sizes, duals, budget=budget))
     want = jacobian_array(value, ents, s.wrt, s.structure, zero)
-    got = np.asarray(evaluate(s.form, Kit(dom, s.sizes, plain)), dtype=object)
+    got = np.asarray(evaluate(s.form, Kit(dom, s.sizes, plain, budget=budget)), dtype=object)
     got = s.arrange(got if got.ndim else np.asarray(got[()], dtype=object))
     if got.shape != want.shape:
         raise ValueError(f"the matrix form has {got.shape} entries where {want.shape} are expected")
     return want, got
 
 
-def _modular_round(s: Sides, ents: Entries, seed: int) -> tuple[list[tuple[int, ...]], int, ModularDomain]:
+def _modular_round(s: Sides, ents: Entries, seed: int,
+                   budget: Budget | None = None) -> tuple[list[tuple[int, ...]], int, ModularDomain]:  # fmt: skip
     """(indices that differ, log2 of the error bound, the domain) at one random point mod p."""
     dom = ModularDomain(seed)
     values = ents.fill(lambda label: dom.point(), Fp(0))
-    want, got = _sides(s, ents, values, dom, Fp(1), Fp(0))
+    want, got = _sides(s, ents, values, dom, Fp(1), Fp(0), budget)
     bad, degree = [], 1
     for idx in np.ndindex(*want.shape):
+        if budget is not None:
+            budget.tick()
         a, b = Fp.of(want[idx]), Fp.of(got[idx])
         if a.v != b.v:
             bad.append(idx)
@@ -147,34 +154,43 @@ def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> tuple[list[tu
     labels = _labels(ents)
     dom = ExactDomain(labels, atoms, budget)
     values = ents.fill(dom.variable, dom.const(0))
-    want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0))
+    want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget)
     wrong = [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
     return wrong, dom.ring.name
 
 
-def _confirm(s: Sides, bad: Sequence[tuple[int, ...]], seed: int) -> tuple[list[Mismatch], bool]:
-    """The first mismatching entries in SymPy, and whether one differs at a random point (30 digits)."""
-    _, want = sympy_jacobian(s.expr, s.shapes, s.sizes, s.wrt, s.structure)
-    from .explicit import display_entries
+SHOWN = 2000  # the largest entry (SymPy tree size) a refutation shows symbolically
 
-    _, kit = display_entries(s.shapes, s.sizes, s.structure)
-    got = s.arrange(np.asarray(evaluate(s.form, kit), dtype=object))
+
+def _confirm(s: Sides, ents: Entries, bad: Sequence[tuple[int, ...]], seed: int,
+             budget: Budget) -> tuple[list[Mismatch], bool]:  # fmt: skip
+    """Whether the sides differ at a random rational point (mpmath, 30 digits), and the first
+    mismatching entries: in SymPy when they are small enough to show, else their values there."""
     rng = random.Random(seed)
-    out, real = [], False
-    for idx in list(bad)[:3]:
-        e, g = sp.S(want[idx]), sp.S(got[idx])
-        out.append(Mismatch(tuple(i + 1 for i in idx), e, g))
-        syms = sorted(e.free_symbols | g.free_symbols, key=str)
-        for _ in range(3):
-            point = {x: sp.Rational(rng.randint(3, 17), rng.randint(5, 11)) for x in syms}
-            try:
-                ev, gv = complex(e.xreplace(point).evalf(30)), complex(g.xreplace(point).evalf(30))
-            except (TypeError, ValueError, ZeroDivisionError):
-                continue
-            if abs(ev - gv) > 1e-12 * max(1.0, abs(ev)):
-                real = True
-                break
-    return out, real
+    real, shown = False, None
+    for _ in range(3):
+        dom = MpDomain(30)
+        values = ents.fill(lambda label, d=dom: d.const(Fraction(rng.randint(3, 17), rng.randint(5, 11))), dom.const(0))
+        try:
+            want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget)
+        except (DomainError, ZeroDivisionError, OverflowError, ValueError):
+            continue
+        shown = shown or (want, got)
+        if any(abs(want[i] - got[i]) > 1e-12 * max(1, abs(want[i])) for i in bad):
+            real = True
+            break
+    size = max(ex.sympy_size(s.expr, s.shapes, s.sizes, s.wrt, s.structure, budget).n,
+               ex.sympy_size(s.form, s.shapes, s.sizes, (), s.structure, budget).n)  # fmt: skip
+    if size <= SHOWN:
+        _, want_sym = ex.sympy_jacobian(s.expr, s.shapes, s.sizes, s.wrt, s.structure)
+        _, kit = ex.display_entries(s.shapes, s.sizes, s.structure)
+        got_sym = s.arrange(np.asarray(evaluate(s.form, kit), dtype=object))
+        pairs = [(sp.S(want_sym[i]), sp.S(got_sym[i])) for i in bad[:3]]
+    elif shown is not None:
+        pairs = [(sp.Float(str(shown[0][i]), 15), sp.Float(str(shown[1][i]), 15)) for i in bad[:3]]
+    else:
+        pairs = []
+    return [Mismatch(tuple(k + 1 for k in i), e, g) for i, (e, g) in zip(bad, pairs, strict=False)], real
 
 
 def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
@@ -193,7 +209,7 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
                 break
             budget.check()
             try:
-                bad, b, dom = _modular_round(s, ents, seed + attempt)
+                bad, b, dom = _modular_round(s, ents, seed + attempt, budget)
             except DomainError:
                 continue
             rounds += 1
@@ -207,28 +223,34 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
                     " undefined everywhere)", undefined=True)  # fmt: skip
     if bad:
-        mismatches, real = _confirm(s, bad, seed)
+        try:
+            mismatches, real = _confirm(s, ents, bad, seed, budget)
+        except OutOfTime:
+            return done("unproven", "the two sides differ at a random point modulo p, and the check at rational"
+                        f" points did not finish within the time budget ({budget.seconds:g} s)")  # fmt: skip
         if real:
             return done("refuted", "the matrix form differs from the element-wise derivative", exact=True,
                         mismatches=tuple(mismatches))  # fmt: skip
         return done("unproven", "the two sides differ at a random point modulo p but agree numerically: an"
                     " identity between exp, log or square-root terms that the algebra does not see")  # fmt: skip
+    # a bound past 1 (a degree past p) says nothing: without the exact check it is not a proof
+    sure = "proven" if bits <= -TARGET_BITS else "unproven"
     modular = (
         f"the matrix form equals the element-wise derivative (the scalar chain rule entry by entry) at {rounds}"
         f" random point{'s' if rounds > 1 else ''} modulo 2^61 - 1: probability of error at most 2^{bits}"
         " (Schwartz-Zippel)"
     )
     try:
-        wrong, backend = _exact(s, ents, dom.atoms + 8, budget)
+        wrong, backend = _exact(s, ents, dom.atoms + 8, budget.part(EXACT_SHARE))
     except OutOfTime:
-        return done("proven", modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
+        return done(sure, modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
                     bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
-        return done("proven", modular + f"; the exact check stopped: {e}", bits=-bits)
+        return done(sure, modular + f"; the exact check stopped: {e}", bits=-bits)
     if not wrong:
         return done("proven", "the matrix form equals the element-wise derivative (the scalar chain rule entry by"
                     f" entry), exactly: equal as rational functions ({backend})", exact=True)  # fmt: skip
-    return done("proven", modular + "; exactly, some entries need an identity between exp, log or root terms",
+    return done(sure, modular + "; exactly, some entries need an identity between exp, log or root terms",
                 bits=-bits)  # fmt: skip
 
 

@@ -15,6 +15,7 @@ and push transposes inward.
 
 from __future__ import annotations
 
+from .context import Budget
 from .ir import Node, topo
 from .ops import OPS
 from .ops.algebra import is_zero, split_coef, zeros
@@ -23,13 +24,18 @@ from .ops.build import node, ones
 __all__ = ["is_zero", "simplify", "split_coef", "zeros"]
 
 
-def simplify(e: Node) -> Node:
-    """An equal expression, in readable form; shapes are unchanged."""
+def simplify(e: Node, budget: Budget | None = None) -> Node:
+    """An equal expression, in readable form; shapes are unchanged.
+
+    Past ``budget`` (CPU time), :class:`~derive.context.OutOfTime` is raised.
+    """
     memo: dict[Node, Node] = {}
 
     def settle(n: Node) -> Node:
         """Apply n's rewrite until it stops changing; new operands are simplified first."""
         for _ in range(64):
+            if budget is not None:
+                budget.tick(8)
             rewrite = OPS[n.op].simplify
             out = rewrite(n) if rewrite else n
             if out.shape != n.shape:  # a scalar left where the sum had a shape: keep the shape

@@ -37,6 +37,7 @@ from . import explicit
 from . import sizes as sizing
 from .calculus import gradient, jacobian, normalize
 from .codegen import pretty_dim, shared
+from .context import Budget, OutOfTime
 from .derivation import Derivation
 from .errors import DeriveError
 from .ir import Node, Shape, depends, topo
@@ -46,7 +47,7 @@ from .ops.algebra import split_coef
 from .ops.build import node, var
 from .ops.functions import FUNCTIONS
 from .prec import MUL
-from .printing import EntryLatexPrinter, LatexPrinter, latex_name
+from .printing import EntryLatexPrinter, LatexPrinter, latex_dim, latex_name
 from .render import GENERATED_MARK, render
 from .simplify import simplify
 from .typeset import TooWide, parse, rows, terms, width
@@ -336,8 +337,9 @@ def _ops(d: Derivation) -> frozenset[str]:
 class _Doc:
     """What every section shares: the derivation, the printer, the names and the notation so far."""
 
-    def __init__(self, d: Derivation, transpose: str) -> None:
+    def __init__(self, d: Derivation, transpose: str, budget: Budget | None = None) -> None:
         self.d = d
+        self.budget = budget
         self.p = LatexPrinter(transpose=transpose)
         self.symbols = Symbols(d)
         self.notation = Notation(self.p, _ops(d))
@@ -360,21 +362,64 @@ def _entry_letter(f: str) -> str:
     return f.replace("\\mathbf{", "").replace("}", "").lower()
 
 
-def sections(d: Derivation, sizes: Mapping[str, int] | None = None, transpose: str = "top") -> list[Section]:
-    """The write-up of ``d``; ``sizes`` (dimension name -> int, at most 4) for the expansion, small by default."""
-    doc = _Doc(d, transpose)
+TYPESET_AT_MOST = 20_000  # characters of the matrix form's LaTeX: a longer form is refused, not typeset
+WRITE_OUT = 50_000  # the largest entry (SymPy tree size, bounded before SymPy builds it) written out
+WRITE_OUT_DEPTH = 60  # and the deepest (SymPy's printers recurse on depth)
+
+
+def sections(d: Derivation, sizes: Mapping[str, int] | None = None, transpose: str = "top",
+             budget: Budget | None = None) -> list[Section]:  # fmt: skip
+    """The write-up of ``d``; ``sizes`` (dimension name -> int, at most 4) for the expansion, small by default.
+
+    The element-wise sections are written only when their entries are small enough (bounds computed
+    before SymPy builds anything) and ``budget`` (CPU time) lasts, and the chain rule only when it
+    lasts; else a sentence says why they are left out. The other sections take time linear in the form.
+    """
+    doc = _Doc(d, transpose, budget)
+    if d.display is not None:
+        long = len(doc.p.doprint(d.display))
+        if long > TYPESET_AT_MOST:
+            raise DeriveError(f"the matrix form is too long to typeset ({long} characters of LaTeX; at most"
+                              f" {TYPESET_AT_MOST}): ask for the code alone, --format py")  # fmt: skip
     concrete = _writeup_sizes(d, sizes)
-    ent = _expanded(d, concrete, doc.symbols)
-    out = [_problem(doc), _expansion(doc, ent), _partials(doc, ent)]
-    chain = _chain(doc)
+    out = [_problem(doc)]
+    try:
+        big = explicit.sympy_size(d.problem.expr, d.shapes, concrete, d.wrt, d.structure, budget)
+        if big.n > WRITE_OUT or big.d > WRITE_OUT_DEPTH:
+            out.append(_left_out(doc, f"their entries are too large to write out (up to about {big.n} terms, nested"
+                                      f" {big.d} deep, at {_sizes_text(concrete)})"))  # fmt: skip
+        else:
+            ent = _expanded(d, concrete, doc.symbols, budget)
+            out += [_expansion(doc, ent), _partials(doc, ent)]
+    except OutOfTime:
+        out = [out[0], _left_out(doc, "writing them out did not finish within the time budget")]
+    try:
+        chain = _chain(doc)
+    except OutOfTime:
+        chain = None
     if chain is not None:
         out.append(chain)
-    form, p = _matrix_form(doc)
+    try:
+        form, p = _matrix_form(doc)
+    except OutOfTime:
+        raise DeriveError("typesetting the matrix form did not finish within the time budget (raise it with"
+                          " --max-seconds, or ask for the code alone, --format py)") from None  # fmt: skip
     out.append(form)
     if d.kind == Kind.GRADIENT and d.display is not None:
         out.append(_update(doc, p))
     out.append(_proof(d, doc))
     return out
+
+
+def _left_out(doc: _Doc, why: str) -> Section:
+    s = doc.section("Element by element")
+    s.say(f"The entries and partial derivatives are not written out here: {why}. What the proof compared,"
+          " and how, is below.")  # fmt: skip
+    return s
+
+
+def _sizes_text(sizes: Mapping) -> str:
+    return ", ".join(f"${latex_dim(k)} = {v}$" for k, v in sorted(sizes.items(), key=lambda kv: str(kv[0])))
 
 
 def _writeup_sizes(d: Derivation, given: Mapping[str, int] | None) -> dict:
@@ -404,7 +449,7 @@ def _writeup_sizes(d: Derivation, given: Mapping[str, int] | None) -> dict:
 def _shape_latex(shape: Shape) -> str:
     if not shape:
         return "\\mathbb{R}"
-    return "\\mathbb{R}^{" + " \\times ".join(sp.latex(pretty_dim(d)) for d in shape) + "}"
+    return "\\mathbb{R}^{" + " \\times ".join(latex_dim(pretty_dim(d)) for d in shape) + "}"
 
 
 def _entry_latex(name: str, letter: str, idx: tuple[int, ...]) -> str:
@@ -500,7 +545,7 @@ def expansion(d: Derivation, sizes: Mapping[str, int] | None = None) -> Expansio
     return _expanded(d, _writeup_sizes(d, sizes), Symbols(d))
 
 
-def _expanded(d: Derivation, sizes: dict, symbols: Symbols) -> Expansion:
+def _expanded(d: Derivation, sizes: dict, symbols: Symbols, budget: Budget | None = None) -> Expansion:
     """The element-wise steps with as few names as keep the partial derivatives short.
 
     Each threshold of ``NAME_AT`` in turn (fewer names first): the first whose partial
@@ -510,7 +555,7 @@ def _expanded(d: Derivation, sizes: dict, symbols: Symbols) -> Expansion:
     tried = []
     for limit in NAME_AT:
         before = dict(symbols.of)
-        ent = Expansion(d, sizes, symbols, limit)
+        ent = Expansion(d, sizes, symbols, limit, budget)
         need = _rows_needed(ent)
         tried.append((need, len(tried), ent, dict(symbols.of)))
         if need <= PARTIAL_ROWS:
@@ -527,6 +572,7 @@ def _rows_needed(ent: Expansion) -> float:
     """The most rows any partial derivative takes (infinite if one does not fit at all)."""
     most = 1
     for v in ent.full.ravel():
+        ent.kit.tick()
         if v == 0:
             continue
         try:
@@ -544,11 +590,14 @@ class Expansion:
     derivative, both in terms of those names; :meth:`written_out` puts the names back.
     """
 
-    def __init__(self, d: Derivation, sizes: dict, symbols: Symbols, name_at: float = 13.0) -> None:
+    def __init__(self, d: Derivation, sizes: dict, symbols: Symbols, name_at: float = 13.0,
+                 budget: Budget | None = None) -> None:  # fmt: skip
         self.d = d
         self.name_at = name_at
         self.sizes = sizes
+        self.budget = budget
         self.ents, self.kit = explicit.display_entries(d.shapes, sizes, d.structure)
+        self.kit.budget = budget
         self.env = self.ents.symbols()
         self.symbols = symbols
         letters = explicit.entry_names(d.shapes)
@@ -626,7 +675,7 @@ class Expansion:
         """
         d = self.d
         if not self.steps:
-            return explicit.sympy_jacobian(d.problem.expr, d.shapes, self.sizes, d.wrt, d.structure)[1]
+            return explicit.sympy_jacobian(d.problem.expr, d.shapes, self.sizes, d.wrt, d.structure, self.budget)[1]
         pairs = [(s, sp.S(v)) for _, arr, syms in self.steps for s, v in zip(syms.ravel(), arr.ravel(), strict=True)]
         back = {v: s for s, v in pairs if not v.is_Atom}
         out = np.asarray(self.value, dtype=object)
@@ -641,6 +690,7 @@ class Expansion:
                     continue
                 inner = _through(pairs, s)
                 for o in np.ndindex(*out.shape):
+                    self.kit.tick()
                     part = _total(sp.S(out[o]), s, inner)
                     if d.structure.get(name) == "symmetric" and i[0] != i[1]:
                         part = part / 2
@@ -745,7 +795,7 @@ def name_letter(doc: _Doc, n: Node) -> str:
 def _expansion(doc: _Doc, ent: Expansion) -> Section:
     d, p = doc.d, doc.p
     s = doc.section("Element by element")
-    sizes = ", ".join(f"${sp.latex(k)} = {v}$" for k, v in sorted(ent.sizes.items(), key=lambda kv: str(kv[0])))
+    sizes = _sizes_text(ent.sizes)
     declared = all(d.problem.sizes.get(k) == v for k, v in ent.sizes.items())
     at = "at the declared sizes" if declared or not sizes else f"at a small size ({sizes})"
     s.say(f"Write every entry out {at}, as one does on paper:")
@@ -899,26 +949,32 @@ def _chain(doc: _Doc) -> Section | None:
 
 
 def _replace(e: Node, old: Node, new: Node) -> Node:
-    if e == old:
-        return new
-    if not e.args:
-        return e
-    return node(e.op, *(_replace(a, old, new) for a in e.args), attr=e.attr)
+    """``e`` with every ``old`` replaced by ``new`` (iterative: any depth)."""
+    memo: dict[Node, Node] = {}
+    for n in topo(e):
+        if n == old:
+            memo[n] = new
+        else:
+            args = tuple(memo[a] for a in n.args)
+            memo[n] = n if args == n.args else node(n.op, *args, attr=n.attr)
+    return memo[e]
 
 
 def _local(e: Node, u: Node, doc: _Doc) -> str | None:
     """d e / d u in numerator layout, as LaTeX; None if no rule applies."""
     p = doc.printer()
-    name = u.attr[0]
+    name, budget = u.attr[0], doc.budget
     try:
         if e.shape == ():
-            g = gradient(e, name)
+            g = gradient(e, name, budget)
             if g is None:
                 return None
-            g = simplify(g)
-            return p.row(g) if u.ndim == 1 else p.doprint(simplify(node("T", g))) if u.ndim == 2 else p.doprint(g)
-        j = jacobian(e, name, u.shape)
-        return None if j is None else p.doprint(simplify(j))
+            g = simplify(g, budget)
+            if u.ndim == 2:
+                return p.doprint(simplify(node("T", g), budget))
+            return p.row(g) if u.ndim == 1 else p.doprint(g)
+        j = jacobian(e, name, u.shape, budget)
+        return None if j is None else p.doprint(simplify(j, budget))
     except NoRule:
         return None
 
@@ -992,6 +1048,8 @@ def _named(doc: _Doc, *roots: Node) -> LatexPrinter:
     p = doc.printer(names)
     candidates = [m for r in roots for m in topo(r) if m.args and m.ndim >= 1 and m not in names and m not in roots]
     while not all(fits(Eq("F", p.doprint(r)), rows_at_most=3) for r in roots) and candidates:
+        if doc.budget is not None:
+            doc.budget.check()
         widest = max(candidates, key=lambda m: width(p.doprint(m)))
         candidates.remove(widest)
         names[widest] = doc.symbols.latex(widest)
@@ -1180,11 +1238,15 @@ def documents(
     sizes: Mapping[str, int] | None = None,
     transpose: str = "top",
     vec_form: bool = False,
+    budget: Budget | None = None,
 ) -> dict[str, str]:
-    """File name -> contents for the requested formats (tex gives a document and a fragment)."""
+    """File name -> contents for the requested formats (tex gives a document and a fragment).
+
+    ``budget`` (CPU time) bounds the element-wise sections and the chain rule (see :func:`sections`).
+    """
     out: dict[str, str] = {}
     if {"tex", "md"} & set(formats):
-        secs = sections(d, sizes, transpose)
+        secs = sections(d, sizes, transpose, budget)
         p = LatexPrinter(transpose=transpose)
         by = " and ".join(f"${p.doprint(var(n, d.shapes[n]))}$" for n in dict.fromkeys(d.wrt))
         context = {"mark": GENERATED_MARK, "title": _title(d, p), "sections": secs, "by": by}

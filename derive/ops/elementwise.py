@@ -7,6 +7,7 @@ parser; see :mod:`derive.ops.shaping`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import sympy as sp
@@ -26,7 +27,7 @@ from .shaping import broadcast_axes
 
 def _same_or_scalar(args, attr, eq):
     a, b = args
-    if a.shape == ():
+    if a.shape == () or a.shape == b.shape:
         return b.shape
     if b.shape == ():
         return a.shape
@@ -132,7 +133,8 @@ def _extremum_vjp(e: Node, g: Node, i: int) -> Node:
 
 def _extremum_jac(e: Node, js: list[Node | None]) -> Node | None:
     parts = _extremum_parts(e)
-    return plus(*(_spread(x, scaled_jac(p, j), e) for x, p, j in zip(e.args, parts, js, strict=True)))
+    # a scalar operand's Jacobian is spread over the result first: its part has the result's shape
+    return plus(*(scaled_jac(p, _spread(x, j, e)) for x, p, j in zip(e.args, parts, js, strict=True)))
 
 
 def _extremum_eval(k, e: Node, a, b):
@@ -200,11 +202,11 @@ def _common_factor(coefs: list[sp.Expr]) -> sp.Expr:
     """A number shared by all coefficients: 2a + 2b -> 2(a + b), -a - b -> -(a + b)."""
     if len(coefs) < 2 or not all(c.is_Rational for c in coefs):
         return sp.Integer(1)
-    g = coefs[0]
-    for c in coefs[1:]:
-        g = sp.gcd(g, c)
+    num, den = 0, 1
+    for c in coefs:  # gcd(p1/q1, p2/q2) = gcd(p1, p2) / lcm(q1, q2), in integers (SymPy's gcd is slow)
+        num, den = math.gcd(num, int(c.p)), math.lcm(den, int(c.q))
     sign = -1 if all(c.is_negative for c in coefs) else 1
-    return sign * abs(g) if g != 0 else sp.Integer(1)
+    return sign * sp.Rational(num, den) if num != 0 else sp.Integer(1)
 
 
 def _factor_matmul(parts: list[Node]) -> Node | None:
@@ -223,6 +225,24 @@ def _factor_matmul(parts: list[Node]) -> Node | None:
             inner = total(others)
             return node("matmul", inner, shared) if side == 1 else node("matmul", shared, inner)
     return None
+
+
+def _appends_cleanly(e: Node) -> bool:
+    """Whether e = L * f, with L an already simple product, is simple too: f is one new factor
+    (not a number, not ones, no base L has, not a scalar after a tensor). Then nothing is rebuilt,
+    so a chain of n factors simplifies in O(n^2) identity checks, not O(n^3) node constructions."""
+    left, f = e.args
+    if f.op in ("mul", "const", "ones") or left.op == "const" or (f.shape == () and left.shape != ()):
+        return False
+    base = f.args[0] if f.op == "pow" else f
+    n = left
+    while True:
+        g = n.args[1] if n.op == "mul" else n
+        if g.op in ("const", "ones") or (g.args[0] if g.op == "pow" else g) == base:
+            return False
+        if n.op != "mul":
+            return True
+        n = n.args[0]
 
 
 def _scaling(e: Node) -> Node | None:
@@ -250,6 +270,8 @@ def _simplify_mul(e: Node) -> Node:
     scaled = _scaling(e)
     if scaled is not None:
         return scaled
+    if _appends_cleanly(e):
+        return e
     c = sp.Integer(1)
     powers: dict[Node, sp.Expr] = {}
     for f in flatten_mul(e):
@@ -267,7 +289,39 @@ def _simplify_mul(e: Node) -> Node:
         kept.append(ones(e.shape))  # keep the shape: 2 * ones, not 2
     if not kept:
         return const(c)
+    body = e if c == 1 else e.args[1] if is_const(e.args[0], c) else None
+    if body is not None and _is_chain(body, kept):
+        return e  # already c * ((f1 f2) f3 ...): no new nodes (a product of 500 factors stays quadratic)
     return scale(c, product(kept))
+
+
+def _is_chain(e: Node, factors: list[Node]) -> bool:
+    """Whether ``e`` is ``product(factors)``: the left-nested chain ((f1 f2) f3) ..., checked without building it."""
+    for f in reversed(factors[1:]):
+        if e.op != "mul" or e.args[1] != f:
+            return False
+        e = e.args[0]
+    return e == factors[0]
+
+
+FOLD_BITS = 4096  # a number's power is computed only if its exact value fits in this many bits
+
+
+def _small_power(c: sp.Expr, p: sp.Expr) -> bool:
+    """Whether c ** p (c rational, p rational) is cheap to compute exactly."""
+    if c in (0, 1, -1) or not c.is_Rational or not p.is_Rational:
+        return c in (0, 1, -1) and p.is_Rational
+    return abs(float(p)) * max(int(c.p).bit_length(), int(c.q).bit_length()) <= FOLD_BITS
+
+
+def _fold_power(e: Node) -> Node:
+    """c ** p for a rational c as one number, when that is rational and not huge; else unchanged
+    (2 ** 0.5 stays a power, which every domain evaluates; 3 ** 1000000000 is never expanded)."""
+    c, p = sp.S(e.args[0].attr), sp.S(e.attr)
+    if (c == 0 and p < 0) or not _small_power(c, p) or (c < 0 and not p.is_Integer):
+        return e
+    v = c**p
+    return const(v) if v.is_Rational else e
 
 
 def _simplify_pow(e: Node) -> Node:
@@ -277,12 +331,11 @@ def _simplify_pow(e: Node) -> Node:
     if p == 0:
         return ONE if e.shape == () else ones(e.shape)
     if is_const(a):
-        v = a.attr**p
-        return const(v) if v.is_real and v.is_finite else e
+        return _fold_power(e)
     if a.op == "pow" and p.is_integer:
         return node("pow", a.args[0], attr=a.attr * p)
     c, rest = split_coef(a)
-    if c != 1 and p.is_integer:
+    if c != 1 and p.is_integer and _small_power(c, p):
         return scale(c**p, node("pow", rest, attr=p))
     if a.op == "mul" and p.is_integer:
         return product([node("pow", f, attr=p) for f in flatten_mul(a)])
@@ -307,8 +360,8 @@ def _np_scaled(p, c: sp.Expr, rest: Node) -> tuple[str, int]:
         return f"-{p.wrap(rest, UNARY)}", UNARY
     if rest.op == "outer" and rest not in p.names:  # scale the shorter vector, not the matrix
         a, b = rest.args
-        return f"np.outer({_np_number(c)} * {p.wrap(a, MUL, strict=True)}, {p.doprint(b)})", ATOM
-    return f"{_np_number(c)} * {p.wrap(rest, MUL, strict=True)}", MUL
+        return f"np.outer({p.number_code(c)[0]} * {p.wrap(a, MUL, strict=True)}, {p.doprint(b)})", ATOM
+    return f"{p.number_code(c)[0]} * {p.wrap(rest, MUL, strict=True)}", MUL
 
 
 def _np_mul(p, e: Node) -> tuple[str, int]:
@@ -433,14 +486,15 @@ def _math_mul(p, e: Node) -> tuple[str, int]:
 def _math_product(p, c: sp.Expr, factors: list[Node]) -> tuple[str, int]:
     """c times the factors: scalars in front (denominators under one fraction: 2/n, or after the tensors
     when nothing else is on top: x xᵀ/‖x‖²), then the tensors (element-wise quotients with ⊘)."""
-    dens = [f for f in factors if _reciprocal(f)]
+    # a symbolic coefficient (1/(m n) from a mean at undeclared sizes) shares no fraction with the factors
+    dens = [f for f in factors if _reciprocal(f)] if sp.S(c).is_Rational else []
     scalars = [f for f in factors if f.shape == () and f not in dens]
     tensors = [f for f in factors if f.shape != () and f.op != "ones"] or [f for f in factors if f.shape != ()]
     sign = "-" if c < 0 else ""
     c = abs(c)
     den = [p.wrap(f.args[0], MUL, strict=True) if f.attr == -1 else
            p.prec(node("pow", f.args[0], attr=-f.attr))[0] for f in dens]  # fmt: skip
-    if c.q != 1 and dens:
+    if dens and c.q != 1:
         den.insert(0, p.num(c.q))
     body, prec = _tensor_text(p, tensors)
     if dens and c.p == 1 and not scalars and tensors:  # (I - x xᵀ/‖x‖²)/‖x‖
@@ -617,7 +671,7 @@ DEFINITIONS = (
         cookbook="(35)",
         vjp=lambda e, g, i: unbroadcast(g, e.args[i].shape),
         jac=_add_jac,
-        eval=lambda k, e, a, b: a + b,
+        eval=lambda k, e, a, b: k.add(a, b),
         simplify=_simplify_add,
         transpose=lambda a: total([_t(t) for t in flatten_add(a)]),
         numpy=lambda p, e: _np_terms(p, e),
@@ -631,7 +685,7 @@ DEFINITIONS = (
         cookbook="(38)",
         vjp=_mul_vjp,
         jac=_mul_jac,
-        eval=lambda k, e, a, b: a * b,
+        eval=lambda k, e, a, b: k.mul(a, b),
         simplify=_simplify_mul,
         transpose=lambda a: product([_t(f) for f in flatten_mul(a)]),
         numpy=_np_mul,

@@ -280,6 +280,9 @@ def _simplify_kron(e: Node) -> Node:
 # ----- printing: numpy -----
 
 
+CHAIN_ORDER_AT = 24  # the longest product regrouped for the fewest multiplications
+
+
 def _np_matmul(p, e: Node) -> tuple[str, int]:
     """A chain of products in the cheapest order; diagonal factors as scalings of the rows or columns of a
     neighbour (adjacent ones merged into one vector); Aᵀ diag(s) A with s ≥ 0 as SᵀS, S = diag(√s) A."""
@@ -290,11 +293,11 @@ def _np_matmul(p, e: Node) -> tuple[str, int]:
         gram = _gram(p, chain)
         if gram is not None:
             return gram
-        if len(chain) > 2:
+        if 2 < len(chain) <= CHAIN_ORDER_AT:  # matrix-chain order is cubic in the chain's length
             return _pair(p, _cheapest(chain, p.size_hint))
         if len(chain) == 1:  # diagonal factors only, merged into one diagonal
             return p.prec(chain[0])
-        return _pair(p, node("matmul", *chain))
+        return _pair(p, node("matmul", *chain))  # two factors, or a long chain multiplied as written
     return _pair(p, e)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import numpy_helpers
+from .context import Budget
 from .ir import Node, Shape, fold, topo
 from .layout import Kind, shape_text
 from .ops import OPS
@@ -83,7 +84,7 @@ def carriers(shapes: dict[str, Shape]) -> dict[sp.Expr, str]:
     return dims
 
 
-def _body(roots: list[Node], spec: Spec, helpers: list[str]) -> list[str]:
+def _body(roots: list[Node], spec: Spec, helpers: list[str], budget: Budget | None = None) -> list[str]:
     """Lines computing ``roots`` (1-D vectors as they are) and returning them.
 
     A subexpression used more than once is computed once, as ``t1 = ...``, if the printed code reads
@@ -93,7 +94,7 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str]) -> list[str]:
     roots = lowered(roots)
     temps = shared(roots)
     while True:
-        p, names, lines = _printed(roots, temps, spec)
+        p, names, lines = _printed(roots, temps, spec, budget)
         reads = Counter(reads_of(lines))
         kept = [t for t in temps if reads[names[t]] > 1]
         if len(kept) == len(temps):
@@ -139,14 +140,17 @@ def _lower(n: Node, args: tuple[Node, ...]) -> Node:
     return low(out) if low is not None else out
 
 
-def _printed(roots: list[Node], temps: list[Node], spec: Spec):
-    """(printer, temp names, lines): ``temps`` as ``tK = ...`` statements, then the return."""
+def _printed(roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | None = None):
+    """(printer, temp names, lines): ``temps`` (inner ones first) as ``tK = ...`` statements, then the return.
+    ``budget`` is checked per statement (OutOfTime past it)."""
     taken = set(spec.shapes)
     names: dict[Node, str] = {}
     lines: list[str] = []
     p = NumpyPrinter(carriers(spec.shapes), names, spec.shapes)
     k = 1
     for t in temps:
+        if budget is not None:
+            budget.check()
         while f"t{k}" in taken:
             k += 1
         lines.append(f"t{k} = {p.doprint(t)}")
@@ -193,8 +197,9 @@ def helper_sources(names: list[str]) -> tuple[list[str], list[str]]:
     return sources, imports
 
 
-def module(spec: Spec, name: str = "f") -> str:
-    """The complete, importable source of the numpy module for ``spec``."""
+def module(spec: Spec, name: str = "f", budget: Budget | None = None) -> str:
+    """The complete, importable source of the numpy module for ``spec``; past ``budget`` (CPU time),
+    :class:`~derive.context.OutOfTime` is raised."""
     from .calculus import normalize
 
     params = ", ".join(spec.shapes)
@@ -211,9 +216,9 @@ def module(spec: Spec, name: str = "f") -> str:
     note = "".join(f"\n    {line}" for n in spec.notes for line in _wrap(n)) + "\n    " if spec.notes else ""
     column = spec.kind is Kind.GRADIENT and len(spec.shapes[spec.wrt[0]]) == 1  # a column's gradient is a column
     bodies = {
-        name: (_body([value], spec, helpers), (False,)),
-        deriv_name: (_body([derivative(spec)], spec, helpers), (column,)),
-        both_name: (_body([value, derivative(spec)], spec, helpers), (False, column)),
+        name: (_body([value], spec, helpers, budget), (False,)),
+        deriv_name: (_body([derivative(spec)], spec, helpers, budget), (column,)),
+        both_name: (_body([value, derivative(spec)], spec, helpers, budget), (False, column)),
     }
     docs = {
         name: f"{spec.expr}\n\n    Shapes: {shapes}. Returns shape {shape_text(spec.value.shape)}.\n    ",

@@ -33,11 +33,16 @@ class Limits:
     length: int = 2000  # characters in an expression
     depth: int = 60  # nesting of operations in an expression
     entries: int = 5000  # symbols written out in an element-wise proof
-    seconds: float = 60.0  # CPU seconds for the proof
+    seconds: float = 60.0  # CPU seconds for the whole derivation
 
     def how_to_raise(self, name: str) -> str:
         flag = dict(FLAGS)[name]
         return f"raise it with {flag}, or derive(..., limits=Limits({name}=...)) in Python"
+
+
+def seconds_text(seconds: float) -> str:
+    """A budget for a message: two significant digits below a second (0.056), hundredths above (48, 123.4)."""
+    return f"{seconds:.2g}" if seconds < 1 else f"{round(seconds, 2):g}"
 
 
 class OutOfTime(Exception):

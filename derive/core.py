@@ -19,9 +19,9 @@ import sympy as sp
 from . import sizes as sizing
 from .calculus import gradient, jacobian, normalize
 from .codegen import module
-from .context import Budget, Context, Limits, OutOfTime, Progress
+from .context import Budget, Context, Limits, OutOfTime, Progress, seconds_text
 from .derivation import DIAGONAL_NOTE, SYMMETRIC_NOTE, Derivation, spec_of
-from .errors import DeriveError
+from .errors import DeriveError, TimeBudgetSpent
 from .explicit import concrete, entries
 from .ir import Node, Shape, size_of, topo
 from .layout import Kind, Layout, arrange, as_tensor, convention, kind_of, layout_name, layout_of
@@ -58,6 +58,9 @@ def numpy_module(expr: str, wrt: str | Sequence[str], shapes: Mapping[str, Seque
         raise DeriveError(f"no numpy code without a matrix form: {note}")
     conv = convention(kind, None, problem.expr.shape, problem.shapes, names)
     return module(spec_of(problem, names, kind, form, conv, _notes(problem, names), vec_form), name)
+
+
+PROOF_SHARE = 0.8  # of the budget left when the proof starts; the numeric check has the rest
 
 
 def derive(
@@ -107,13 +110,15 @@ def derive(
                        _notes(problem, names))  # fmt: skip
         if numeric and form is not None:
             with ctx.progress.stage("checking the generated code against central differences"):
-                d = replace(d, numeric=_numeric(d, ctx.budget))
+                # at least its share of the budget, even when the proof ran past its own
+                numeric_budget = Budget(max(ctx.budget.left(), (1 - PROOF_SHARE) * ctx.limits.seconds))
+                d = replace(d, numeric=_numeric(d, numeric_budget))
         return d
     except RecursionError:
         raise DeriveError(f"the expression is nested too deeply ({ctx.limits.how_to_raise('depth')})") from None
     except OutOfTime:
-        raise DeriveError(f"{stage} did not finish within the time budget of {ctx.limits.seconds:g} CPU seconds"
-                          f" ({ctx.limits.how_to_raise('seconds')})") from None  # fmt: skip
+        raise TimeBudgetSpent(f"{stage} did not finish within the time budget of {ctx.limits.seconds:g} CPU seconds"
+                              f" ({ctx.limits.how_to_raise('seconds')})") from None  # fmt: skip
 
 
 def _context(limits: Limits | None, max_seconds: float | None, progress: Progress | None) -> Context:
@@ -279,7 +284,7 @@ def _prove_at(problem: Problem, names: tuple[str, ...], kind: Kind, layout: Layo
     # each fused op's entries are its plain definition, and a square root is not taken only to be squared
     sides = Sides(normalize(problem.expr), display, names, problem.shapes, sizes, problem.structure,
                   lambda m: as_tensor(m, kind, layout, out, last))  # fmt: skip
-    proof = prove(sides, ents, ctx.budget)
+    proof = prove(sides, ents, ctx.budget.part(PROOF_SHARE))  # the rest is for the numeric check
     for v, kind in problem.structure.items():
         how = ("with s_ij = s_ji (one symbol per pair; a partial by an off-diagonal s_ij is halved for the gradient)"
                if kind == "symmetric" else "with zeros off the diagonal")  # fmt: skip
@@ -305,13 +310,14 @@ def _numeric(d: Derivation, budget: Budget | None = None) -> NumericCheck:
         return _numeric_check(d, budget)
     except OutOfTime:
         shapes = {n: concrete(s, d.sizes) for n, s in d.shapes.items()}
-        return NumericCheck(float("nan"), 0, shapes, 0, reason=f"the time budget ({budget.seconds:g} s) ran out")
+        why = f"the time budget ({seconds_text(budget.seconds)} s) ran out"
+        return NumericCheck(float("nan"), 0, shapes, 0, reason=why)
 
 
 def _numeric_check(d: Derivation, budget: Budget | None) -> NumericCheck:
     try:
-        mod = load(d.numpy_source("f"))
-        grad = load(module(replace(d.spec(), form=d.first, kind=Kind.GRADIENT, wrt=d.wrt[:1]), "g")).grad_g \
+        mod = load(d.numpy_source("f", budget=budget))
+        grad = load(module(replace(d.spec(), form=d.first, kind=Kind.GRADIENT, wrt=d.wrt[:1]), "g", budget)).grad_g \
             if d.kind is Kind.HESSIAN else None  # fmt: skip
     except PrintError as e:
         raise DeriveError(f"cannot generate numpy code for this derivative: {e}") from None

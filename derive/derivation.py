@@ -10,6 +10,7 @@ import numpy as np
 import sympy as sp
 
 from .codegen import Spec, module
+from .context import Budget
 from .errors import DeriveError
 from .explicit import sympy_jacobian
 from .ir import Node, Shape
@@ -110,13 +111,14 @@ class Derivation:
             raise DeriveError(f"no numpy code without a matrix form: {self.note}")
         return spec_of(self.problem, self.wrt, self.kind, self.form, self.convention, self.notes, vec_form)
 
-    def numpy_source(self, name: str = "f", vec_form: bool = False) -> str:
+    def numpy_source(self, name: str = "f", vec_form: bool = False, budget: Budget | None = None) -> str:
         """An importable numpy module: value, derivative, and both (see :mod:`derive.codegen`).
 
         The derivative has shape value shape + variable shape (as ``jax.jacobian``);
-        ``vec_form=True`` returns the Kronecker/vec matrix of the matrix form instead.
+        ``vec_form=True`` returns the Kronecker/vec matrix of the matrix form instead. Past ``budget``
+        (CPU time), :class:`~derive.context.OutOfTime` is raised.
         """
-        return module(self.spec(vec_form), name)
+        return module(self.spec(vec_form), name, budget)
 
     def __str__(self) -> str:
         by = " and ".join(self.wrt)

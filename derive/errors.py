@@ -18,3 +18,8 @@ class DeriveError(ValueError):
 
 class ShapeConflict(DeriveError):
     """Operands whose shapes cannot fit together (a DeriveError, located)."""
+
+
+class TimeBudgetSpent(DeriveError):
+    """The CPU-time budget ran out before there was a matrix form to return (a DeriveError; the server answers
+    it as 503, not as bad input)."""

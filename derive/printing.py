@@ -49,9 +49,10 @@ class Printer:
         self.done: dict[Node, tuple[str, int]] = {}
 
     def name(self, e: Node, text: str) -> None:
-        """Call ``e`` by ``text`` from now on."""
+        """Call ``e`` by ``text`` from now on. Name inner parts before outer ones (as code is written): then
+        nothing printed so far contains ``e``, and only ``e``'s own text is forgotten."""
         self.names[e] = text
-        self.done.clear()
+        self.done.pop(e, None)
 
     def doprint(self, e: Node) -> str:
         return self.prec(e)[0]
@@ -64,9 +65,13 @@ class Printer:
         for n in self._below(e):
             self.done[n] = self._show(n)
         out = self._show(e)
-        if e.op not in self.contextual:
+        if not self.is_contextual(e):
             self.done[e] = out
         return out
+
+    def is_contextual(self, e: Node) -> bool:
+        """Whether ``e`` prints differently under different parents (then it is printed when its parent asks)."""
+        return e.op in self.contextual
 
     def _below(self, e: Node) -> list[Node]:
         """The operands under ``e`` not printed yet, innermost first (iterative: any depth)."""
@@ -76,7 +81,7 @@ class Printer:
         while stack:
             n, ready = stack.pop()
             if ready:
-                if n.op not in self.contextual:
+                if not self.is_contextual(n):
                     out.append(n)
                 continue
             if n in seen or n in self.done or n in self.names:
@@ -131,6 +136,10 @@ class NumpyPrinter(Printer):
 
     facet = "numpy"
     contextual = frozenset({"broadcast"})  # numpy broadcasts an operand of + * maximum minimum by itself
+
+    def is_contextual(self, e: Node) -> bool:
+        """Also a function with a mask form (relu' as ``t > 0``): a boolean factor inside a product only."""
+        return super().is_contextual(e) or (e.op == "fn" and e.attr[1] == 0 and bool(FUNCTIONS[e.attr[0]].mask))
 
     def __init__(self, dims: Mapping[sp.Expr, str], names: Mapping[Node, str] | None = None,
                  shapes: Mapping[str, tuple] | None = None) -> None:  # fmt: skip

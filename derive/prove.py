@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from . import explicit as ex
-from .context import Budget, OutOfTime
+from .context import Budget, OutOfTime, seconds_text
 from .domains import DomainError, ExactDomain, Fp, ModularDomain, MpDomain, P, TooBig
 from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded
 from .ir import Node
@@ -217,8 +217,9 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
                 break
             bits += b
     except OutOfTime:
-        return done("not finished", f"not finished in {budget.seconds:g} s of CPU time: the time budget ran out before"
-                    f" the first check finished ({RAISE})")  # fmt: skip
+        spent = seconds_text(budget.seconds)
+        return done("not finished", f"not finished in {spent} s of CPU time: the time budget ran out before the"
+                    f" first check finished ({RAISE})")  # fmt: skip
     if dom is None:
         return done("unproven", "no random point avoided a zero denominator or a non-square (the expression may be"
                     " undefined everywhere)", undefined=True)  # fmt: skip
@@ -226,8 +227,8 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         try:
             mismatches, real = _confirm(s, ents, bad, seed, budget)
         except OutOfTime:
-            return done("unproven", "the two sides differ at a random point modulo p, and the check at rational"
-                        f" points did not finish within the time budget ({budget.seconds:g} s)")  # fmt: skip
+            return done("unproven", "the two sides differ at a random point modulo p, and the check at rational points"
+                        f" did not finish within the time budget ({seconds_text(budget.seconds)} s)")  # fmt: skip
         if real:
             return done("refuted", "the matrix form differs from the element-wise derivative", exact=True,
                         mismatches=tuple(mismatches))  # fmt: skip
@@ -243,7 +244,7 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
     try:
         wrong, backend = _exact(s, ents, dom.atoms + 8, budget.part(EXACT_SHARE))
     except OutOfTime:
-        return done(sure, modular + f"; the exact check did not finish in {budget.seconds:g} s ({RAISE})",
+        return done(sure, modular + f"; the exact check did not finish in {seconds_text(budget.seconds)} s ({RAISE})",
                     bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
         return done(sure, modular + f"; the exact check stopped: {e}", bits=-bits)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 from sympy.matrices.expressions import (
     Determinant,
@@ -297,7 +299,7 @@ def _np_matmul(p, e: Node) -> tuple[str, int]:
             return _pair(p, _cheapest(chain, p.size_hint))
         if len(chain) == 1:  # diagonal factors only, merged into one diagonal
             return p.prec(chain[0])
-        return _pair(p, node("matmul", *chain))  # two factors, or a long chain multiplied as written
+        return _pair(p, functools.reduce(lambda a, b: node("matmul", a, b), chain))  # a long chain, as written
     return _pair(p, e)
 
 

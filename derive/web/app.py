@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import check as _check
 from .. import derive as _derive
 from ..article import CNN
-from ..errors import DeriveError
+from ..errors import DeriveError, TimeBudgetSpent
 from .engine import Abandoned, Engine
 from .pool import Busy, Pool
 
@@ -261,6 +261,8 @@ class _Api:
                 return reply(await self.run(request, method))
             except Problem as e:
                 return _error(e.status, str(e))
+            except TimeBudgetSpent:  # the engine's own clock ran out first
+                return _error(503, self.late)
             except DeriveError as e:
                 return _error(400, str(e))
             except Abandoned:  # the request gave up, or its budget was spent, before the work started

@@ -591,7 +591,27 @@ class ModularDomain(Primitives):
 # ----- exact: rational functions -----
 
 
-class _FlintRing:
+class _Ring:
+    """What the polynomial rings share: a polynomial's size in terms, its split by one variable's exponent,
+    a sum of many, and a text key."""
+
+    def size(self, a: Any) -> int:
+        return len(a)
+
+    def split(self, a: Any, index: int) -> dict[int, Any]:
+        return _split(self, a, index)
+
+    def total(self, parts: list[Any]) -> Any:
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return out
+
+    def key(self, a: Any) -> str:
+        return str(a)
+
+
+class _FlintRing(_Ring):
     """Polynomials over Q in the given variables, by python-flint."""
 
     name = "python-flint"
@@ -627,21 +647,6 @@ class _FlintRing:
     def from_terms(self, d: dict) -> Any:
         return self.ctx.from_dict(d) if d else self.zero
 
-    def size(self, a: Any) -> int:
-        return len(a)
-
-    def split(self, a: Any, index: int) -> dict[int, Any]:
-        return _split(self, a, index)
-
-    def total(self, parts: list[Any]) -> Any:
-        out = parts[0]
-        for p in parts[1:]:
-            out = out + p
-        return out
-
-    def key(self, a: Any) -> str:
-        return str(a)
-
     def sqrt(self, a: Any) -> Any | None:
         try:
             return a.sqrt()
@@ -661,7 +666,7 @@ def _split(ring: Any, a: Any, index: int) -> dict[int, Any]:
     return {e: ring.from_terms(d) for e, d in parts.items()}
 
 
-class _SympyRing:
+class _SympyRing(_Ring):
     """Polynomials over Q in the given variables, by SymPy's sparse polynomials (pure Python)."""
 
     name = "SymPy's sparse polynomials"
@@ -697,21 +702,6 @@ class _SympyRing:
 
     def from_terms(self, d: dict) -> Any:
         return self.ring.from_dict(d) if d else self.zero
-
-    def size(self, a: Any) -> int:
-        return len(a)
-
-    def split(self, a: Any, index: int) -> dict[int, Any]:
-        return _split(self, a, index)
-
-    def total(self, parts: list[Any]) -> Any:
-        out = parts[0]
-        for p in parts[1:]:
-            out = out + p
-        return out
-
-    def key(self, a: Any) -> str:
-        return str(a)
 
     def sqrt(self, a: Any) -> Any | None:
         if a.is_ground:

@@ -35,7 +35,7 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
     warnings.filterwarnings("ignore", "Using `httpx` with")
     from starlette.testclient import TestClient
 
-from derive import derive
+from derive import Limits, derive
 from derive.article import CNN
 from derive.cli import main as cli_main
 from derive.web.app import CSP, EXAMPLES, STATIC, create_app
@@ -512,12 +512,13 @@ def test_a_request_past_the_budget_gets_a_clear_503_and_the_pool_stays_bounded()
 
 
 def test_a_proof_past_its_seconds_is_not_finished_and_the_form_still_comes() -> None:
-    # The real engine, with a proof at 60 x 60 (seconds of CPU) and 0.3 s for everything: the proof
-    # stops and says so, and the numeric check still runs in what is left.
+    # The real engine, with a proof at 100 x 100 (its first, modular check alone takes about a second of CPU)
+    # and 0.5 s for everything: the proof stops and says so, and the numeric check still runs in what is left
+    # (at least a fifth of the budget).
     def slow_proof(*args: object, **kw: object) -> object:
-        return derive(*args, proof_sizes={"m": 60, "n": 60}, **kw)
+        return derive(*args, proof_sizes={"m": 100, "n": 100}, limits=Limits(entries=20000), **kw)
 
-    with TestClient(create_app(derive_fn=slow_proof, max_seconds=0.3, cache=0)) as c:
+    with TestClient(create_app(derive_fn=slow_proof, max_seconds=0.5, cache=0)) as c:
         r = post(c, "/api/derive", LSQ)
         assert r.status_code == 200
         j = r.json()

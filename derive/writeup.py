@@ -1187,12 +1187,12 @@ _BREAK_AFTER = frozenset("(,@+*")
 LONG_WORD = 24  # characters of source without a space, past which \texttt may break it
 
 
-#: the Unicode derive's plain-text notes use, as LaTeX
+#: the Unicode derive's plain-text notes use, as LaTeX math (which the Markdown's KaTeX renders too)
 _TEX_UNICODE = MappingProxyType({
-    "ᵀ": r"\textsuperscript{T}", "∘": r"$\circ$", "′": "'", "″": "''", "σ": r"$\sigma$", "‖": r"$\|$",
-    "⊗": r"$\otimes$", "²": r"\textsuperscript{2}", "−": "-", "≥": r"$\geq$", "≤": r"$\leq$", "𝟏": r"$\mathbf{1}$",
-    "⁻": r"\textsuperscript{-}", "¹": r"\textsuperscript{1}", "∑": r"$\sum$", "Σ": r"$\Sigma$", "⋆": r"$\star$",
+    "∘": r"$\circ$", "′": "'", "″": "''", "σ": r"$\sigma$", "‖": r"$\|$", "⊗": r"$\otimes$", "−": "-",
+    "≥": r"$\geq$", "≤": r"$\leq$", "𝟏": r"$\mathbf{1}$", "∑": r"$\sum$", "Σ": r"$\Sigma$", "⋆": r"$\star$",
 })  # fmt: skip
+_SUPERSCRIPTS = MappingProxyType({"ᵀ": r"\top ", "²": "2", "⁻": "-", "¹": "1"})
 
 
 def _tex_char(c: str) -> str:
@@ -1207,9 +1207,23 @@ def _tex_char(c: str) -> str:
 
 
 def tex_escape(text: str) -> str:
-    """Plain text safe inside LaTeX: specials escaped, derive's own Unicode as LaTeX, other characters
-    in their compatibility form (a full-width letter as the letter Python reads), else as a code point."""
-    return "".join(map(_tex_char, text))
+    """Plain text safe inside LaTeX: specials escaped, derive's own Unicode as LaTeX math (a run of
+    superscripts as one, ⁻¹ as ^{-1}; neighbouring pieces of math as one, never ``$$``), other characters in
+    their compatibility form (a full-width letter as the letter Python reads), else as a code point."""
+    pieces: list[str] = []
+    for run_is_super, run in itertools.groupby(text, lambda c: c in _SUPERSCRIPTS):
+        if run_is_super:
+            pieces.append("$^{" + "".join(_SUPERSCRIPTS[c] for c in run) + "}$")
+        else:
+            pieces.extend(map(_tex_char, run))
+    out = ""
+    for piece in pieces:
+        math = piece.startswith("$") and piece.endswith("$") and len(piece) > 1
+        if math and out.endswith("$") and not out.endswith("\\$") and len(out) > 1:
+            out = out[:-1] + piece[1:]  # x$\|$$^{2}$ -> x$\|^{2}$
+        else:
+            out += piece
+    return out
 
 
 def tex_source(text: str) -> str:

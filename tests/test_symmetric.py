@@ -148,3 +148,14 @@ def test_command_line_flags(tmp_path) -> None:
     tex = (tmp_path / "maha.tex").read_text()
     assert "one symbol per pair" in tex and "Cookbook" in tex
     assert main(["trace(A @ S)", "--wrt", "S", "--symmetric", "S", "--check", "A.T"]) == 1
+
+
+def test_the_convention_in_a_markdown_write_up_is_markdown_and_math() -> None:
+    # the note is shared by the .tex and the .md: its symbols are math ($^{\top}$), never text-mode LaTeX
+    # such as \textsuperscript, which a Markdown page shows as it is
+    from derive.writeup import documents
+
+    md = documents(derive("log(det(S))", "S", symmetric=["S"]), "f", formats=("md",))["f.md"]
+    line = next(ln for ln in md.splitlines() if ln.startswith("By a symmetric S"))
+    assert "sym(G) = (G + G$^{\\top }$)/2" in line and "G$\\circ$I" in line
+    assert "\\text" not in md and "$$^" not in md

@@ -27,10 +27,6 @@ SHAPES = {"X": (N, D), "w": (D,), "y": (N,), "W": (D, K), "b": (K,), "Y": (N, K)
           "W2": (K, 2), "b2": (2,), "Y2": (N, 2), "w2": (K,), "v": (D,), "u": (N,), "x": (D,)}  # fmt: skip
 
 
-def _sig(z):
-    return 1 / (1 + np.exp(-z))
-
-
 # (expression, variable, the gradient a person writes (of the inputs), or None)
 IDIOMS = [
     # batch MSE: d mean((Xw - y)^2)/dw = (2/n) X^T (Xw - y)

@@ -79,6 +79,17 @@ def _log_softmax(z, axis=None):
     return z - (lse if axis is None else np.expand_dims(lse, axis))
 
 
+def _inv(m):
+    """M^-1; a singular M raises numpy's LinAlgError with the domain in its message."""
+    try:
+        return np.linalg.inv(m)
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(
+            "this code is written with a matrix inverse, so it needs an invertible matrix and this one is "
+            "singular (at a singular M the gradient of det(M) is the transposed adjugate, which it does not compute)"
+        ) from None
+
+
 def _logdet(m):
     """log(det(M)) as numpy computes it (nan where det < 0, -inf where det = 0), without overflow."""
     sign, logabs = np.linalg.slogdet(m)

@@ -148,6 +148,16 @@ def test_log_det_of_a_negative_determinant_is_nan_as_numpy_gives() -> None:
     assert any("invalid value" in str(x.message) for x in w)
 
 
+def test_det_gradient_at_a_singular_matrix_names_its_domain() -> None:
+    # the code is written det(X) X^-T: at an exactly singular X it cannot run, and says why in numpy's error
+    mod = load(derive("det(X)", "X").numpy_source("f"))
+    X = np.array([[1.0, 2.0], [2.0, 4.0]])
+    assert mod.f(X) == 0.0
+    with pytest.raises(np.linalg.LinAlgError, match=r"needs an invertible matrix.*adjugate"):
+        mod.grad_f(X)
+    np.testing.assert_allclose(mod.grad_f(X + np.eye(2)), [[5.0, -2.0], [-2.0, 2.0]])  # the cofactors of [[2,2],[2,5]]
+
+
 ODD = ["x__", "x_", "x_1_2", "W1_b", "b_out", "x12", "frac", "alpha", "begin", "mathbf", "ｘ", "x" * 31]
 
 

@@ -588,7 +588,7 @@ DEFINITIONS = (
         jac=lambda e, js: lin(node("mul", const(-1), node("kron", inv_T(e.args[0]), node("inv", e.args[0]))), js[0]),
         eval=lambda k, e, a: k.inv(a),
         simplify=_simplify_inv,
-        numpy=lambda p, e: p.call("np.linalg.inv", e.args[0]),
+        numpy=lambda p, e: p.call(p.use("_inv"), e.args[0]),
         math=lambda p, e: (p.wrap(e.args[0], POSTFIX, strict=True) + p.INV, POSTFIX),
         sympy=lambda e, a: Inverse(a),
         syntax=(Call("inv", lambda args, kw: node("inv", args[0]), prefixes=LINALG),),

@@ -430,13 +430,17 @@ def step(e: Node, kit: Kit, operands: Sequence[Any]) -> Any:
     return OPS[e.op].eval(kit, e, *operands)
 
 
-def evaluate(e: Node, kit: Kit) -> Any:
+def evaluate(e: Node, kit: Kit, fixed: Mapping[Node, Any] | None = None) -> Any:
     """``e`` written out: an object array of the kit's scalars (or one scalar), iteratively.
 
-    The kit's budget is checked as it goes (:class:`~derive.context.OutOfTime` past it).
+    A subexpression in ``fixed`` takes the value given there (what is only inside it is not
+    evaluated). The kit's budget is checked as it goes (:class:`~derive.context.OutOfTime` past it).
     """
-    memo: dict[Node, Any] = {}
-    for n in topo(e):
+    fixed = fixed or {}
+    if e in fixed:
+        return fixed[e]
+    memo: dict[Node, Any] = dict(fixed)
+    for n in topo(e, fixed):
         if kit.budget is not None:
             kit.budget.tick()
         memo[n] = OPS[n.op].eval(kit, n, *(memo[a] for a in n.args))

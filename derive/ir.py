@@ -11,7 +11,7 @@ checks the operands against the op's shape rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,10 +104,11 @@ def size_of(shape: Shape) -> Dim:
     return sp.Mul(*shape) if shape else sp.Integer(1)
 
 
-def topo(e: Node) -> list[Node]:
-    """Distinct subexpressions of ``e``, children before parents (iterative: any depth)."""
+def topo(e: Node, stop: Collection[Node] = ()) -> list[Node]:
+    """Distinct subexpressions of ``e``, children before parents (iterative: any depth); the
+    subexpressions in ``stop`` and those only inside them are left out."""
     out: list[Node] = []
-    seen: set[Node] = set()
+    seen: set[Node] = {n for n in stop if n != e}
     stack: list[tuple[Node, bool]] = [(e, False)]
     while stack:
         n, done = stack.pop()

@@ -11,6 +11,10 @@ scalar chain rule, and the matrix form is evaluated on the same entries.
    distinct exp(u), log(u), sqrt(u), ... (python-flint, or SymPy's
    polynomials): equal rational functions are equal for every value.
    This runs within the time budget; if it finishes, the proof is exact.
+   Subexpressions both sides compute are first kept as symbols (one per
+   entry, with their true partial derivatives), which keeps ||A x - b||^2
+   at n x n to n^2 terms instead of n^3; if the sides differ that way, the
+   entries are multiplied out.
 
 A mismatch found modulo p is confirmed at a random rational point with
 SymPy at 30 digits before anything is called refuted. Nothing is reported
@@ -19,6 +23,7 @@ proven that was not, and the method always says which check ran.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -32,9 +37,9 @@ import sympy as sp
 
 from . import explicit as ex
 from .context import Budget, OutOfTime, seconds_text
-from .domains import DomainError, ExactDomain, Fp, ModularDomain, MpDomain, P, TooBig
+from .domains import DomainError, Dual, ExactDomain, Fp, ModularDomain, MpDomain, P, TooBig
 from .explicit import Entries, Kit, entries, evaluate, jacobian_array, seeded
-from .ir import Node
+from .ir import Node, topo
 
 TARGET_BITS = 60  # a probabilistic proof is reported once its error bound is below 2^-60
 EXACT_SHARE = 0.75  # of the time left after the modular rounds, for the exact check (the rest: the numeric one)
@@ -117,13 +122,22 @@ def _labels(ents: Entries) -> list[str]:
 
 
 def _sides(s: Sides, ents: Entries, values: Mapping[str, np.ndarray], dom: Any, one: Any, zero: Any,
-           budget: Budget | None = None):  # fmt: skip
-    """(element-wise derivative, arranged matrix form), both arrays of ``dom`` scalars."""
+           budget: Budget | None = None, kept: Mapping[Node, Any] | None = None):  # fmt: skip
+    """(element-wise derivative, arranged matrix form), both arrays of ``dom`` scalars.
+
+    ``kept`` maps subexpressions of both sides (children first) to symbols standing for their
+    entries: each side reads the symbols, and the derivative side carries each one's true
+    partial derivatives (see :func:`_exact`)."""
     plain = {n: (v[()] if v.ndim == 0 else v) for n, v in values.items()}
     duals = {n: (v[()] if v.ndim == 0 else v) for n, v in seeded(values, ents, s.wrt, one).items()}
-    value = evaluate(s.expr, Kit(dom, s.sizes, duals, budget=budget))
+    dual_kit, kit = Kit(dom, s.sizes, duals, budget=budget), Kit(dom, s.sizes, plain, budget=budget)
+    fixed_duals: dict[Node, Any] = {}
+    for n, symbols in (kept or {}).items():
+        v = evaluate(n, dual_kit, fixed_duals)
+        fixed_duals[n] = np.frompyfunc(lambda x, r: Dual(r, x.t) if isinstance(x, Dual) else r, 2, 1)(v, symbols)
+    value = evaluate(s.expr, dual_kit, fixed_duals)
     want = jacobian_array(value, ents, s.wrt, s.structure, zero)
-    got = np.asarray(evaluate(s.form, Kit(dom, s.sizes, plain, budget=budget)), dtype=object)
+    got = np.asarray(evaluate(s.form, kit, kept), dtype=object)
     got = s.arrange(got if got.ndim else np.asarray(got[()], dtype=object))
     if got.shape != want.shape:
         raise ValueError(f"the matrix form has {got.shape} entries where {want.shape} are expected")
@@ -149,12 +163,41 @@ def _modular_round(s: Sides, ents: Entries, seed: int,
     return bad, math.ceil(bits - math.log2(P)), dom
 
 
-def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget) -> tuple[list[tuple[int, ...]], str]:
-    """(indices whose difference is not zero as a rational function, the library that did the algebra)."""
+#: ops that only move entries or make constants: kept as symbols, they would hide how entries relate
+_MOVES = frozenset({"var", "const", "eye", "ones", "commutation", "T", "vec", "flatten", "unflatten", "broadcast",
+                    "diag", "windows"})  # fmt: skip
+
+
+def _shared(s: Sides) -> list[Node]:
+    """The subexpressions both sides compute (A x - b in ||A x - b||^2 and 2 A^T (A x - b)), children
+    first; none for a second derivative or an expansion."""
+    if len(s.wrt) != 1:
+        return []
+    in_form = set(topo(s.form))
+    return [n for n in topo(s.expr) if n in in_form and n.args and n.op not in _MOVES]
+
+
+def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget,
+           shared: Sequence[Node] = ()) -> tuple[list[tuple[int, ...]], str]:  # fmt: skip
+    """(indices whose difference is not zero as a rational function, the library that did the algebra).
+
+    With ``shared``, each of those subexpressions is one symbol per entry on both sides, with its
+    true partial derivatives on the derivative side: equal as rational functions in the entries and
+    these symbols, the sides are equal once each symbol is replaced by what it stands for (and
+    a difference found this way proves nothing: the caller then compares without them).
+    """
     labels = _labels(ents)
-    dom = ExactDomain(labels, atoms, budget)
+    shapes = [ex.concrete(n.shape, s.sizes) for n in shared]
+    names = [f"_s{k}_{i}" for k, shape in enumerate(shapes) for i in range(int(np.prod(shape, dtype=int)))]
+    dom = ExactDomain(labels + names, atoms, budget)
     values = ents.fill(dom.variable, dom.const(0))
-    want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget)
+    kept, start = {}, 0
+    for n, shape in zip(shared, shapes, strict=True):
+        size = int(np.prod(shape, dtype=int))
+        symbols = np.array([dom.variable(x) for x in names[start : start + size]] or [None], dtype=object)
+        kept[n] = symbols.reshape(shape) if shape else symbols[0]
+        start += size
+    want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget, kept)
     wrong = [idx for idx in np.ndindex(*want.shape) if not dom.is_zero(dom.const(want[idx]) - dom.const(got[idx]))]
     return wrong, dom.ring.name
 
@@ -241,18 +284,30 @@ def prove(s: Sides, ents: Entries, budget: Budget, seed: int = 0) -> Proof:
         f" random point{'s' if rounds > 1 else ''} modulo 2^61 - 1: probability of error at most 2^{bits}"
         " (Schwartz-Zippel)"
     )
+    exact_budget = budget.part(EXACT_SHARE)
     try:
-        wrong, backend = _exact(s, ents, dom.atoms + 8, budget.part(EXACT_SHARE))
+        shared, wrong = _shared(s), [()]
+        if shared:
+            with contextlib.suppress(TooBig, DomainError):
+                wrong, backend = _exact(s, ents, dom.atoms + 8, exact_budget, shared)
+            shared = shared if not wrong else []
+        if wrong:
+            wrong, backend = _exact(s, ents, dom.atoms + 8, exact_budget)
     except OutOfTime:
         return done(sure, modular + f"; the exact check did not finish in {seconds_text(budget.seconds)} s ({RAISE})",
                     bits=-bits)  # fmt: skip
     except (TooBig, DomainError) as e:
         return done(sure, modular + f"; the exact check stopped: {e}", bits=-bits)
     if not wrong:
+        kept = f", with {_count(len(shared), 'subexpression')} both sides share as symbols" if shared else ""
         return done("proven", "the matrix form equals the element-wise derivative (the scalar chain rule entry by"
-                    f" entry), exactly: equal as rational functions ({backend})", exact=True)  # fmt: skip
+                    f" entry), exactly: equal as rational functions ({backend}{kept})", exact=True)  # fmt: skip
     return done(sure, modular + "; exactly, some entries need an identity between exp, log or root terms",
                 bits=-bits)  # fmt: skip
+
+
+def _count(k: int, noun: str) -> str:
+    return f"{k} {noun}" + ("s" if k != 1 else "")
 
 
 def _value_size(s: Sides) -> int:

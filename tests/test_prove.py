@@ -12,7 +12,7 @@ from derive.domains import ExactDomain, ModularDomain
 from derive.explicit import Kit, concrete, entries, evaluate, jacobian_array, seeded, sympy_jacobian
 from derive.layout import Kind, as_tensor
 from derive.parse import parse
-from derive.prove import Sides, prove
+from derive.prove import Sides, _exact, _shared, prove
 
 SYMS = sp.symbols("a b c d")
 BACKENDS = ["flint", "sympy"]
@@ -104,6 +104,25 @@ def test_right_form_is_proven_exactly_and_a_wrong_one_refuted() -> None:
     assert proof.status == "refuted"
     m = proof.mismatches[0]
     assert sp.expand(m.expected - 2 * m.got) == 0
+
+
+def test_shared_subexpressions_are_kept_as_symbols_and_the_proof_says_so() -> None:
+    s, ents = sides("norm(A @ x - b)**2", {"A": (3, 2)}, "x", "2 * A.T @ (A @ x - b)")
+    assert {str(n.op) for n in _shared(s)} >= {"matmul", "add"}  # A x and A x - b
+    proof = prove(s, ents, Budget(60))
+    assert proof.status == "proven" and proof.exact and "share as symbols" in proof.method
+    # with the symbols kept, a wrong factor is still a difference
+    s, ents = sides("norm(A @ x - b)**2", {"A": (3, 2)}, "x", "3 * A.T @ (A @ x - b)")
+    assert _exact(s, ents, 8, Budget(60), _shared(s))[0] != []
+
+
+def test_equal_only_once_multiplied_out_falls_back_from_the_symbols() -> None:
+    # the extra term is (A x - b) - A x + b = 0, which independent symbols for A x - b and A x cannot see
+    s, ents = sides("norm(A @ x - b)**2", {"A": (3, 2)}, "x", "2 * A.T @ (A @ x - b) + A.T @ ((A @ x - b) - A @ x + b)")
+    assert len(_exact(s, ents, 8, Budget(60), _shared(s))[0]) == 2  # both entries differ in the symbols
+    assert _exact(s, ents, 8, Budget(60))[0] == []
+    proof = prove(s, ents, Budget(60))
+    assert proof.status == "proven" and proof.exact and "symbols" not in proof.method
 
 
 def test_a_form_that_forgets_the_derivative_of_sigmoid_is_refuted() -> None:

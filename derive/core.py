@@ -307,11 +307,17 @@ def _numeric(d: Derivation, budget: Budget | None = None) -> NumericCheck:
     """The generated derivative against central differences, at the declared sizes or near them,
     within what is left of ``budget`` (else a check that says it did not run)."""
     try:
-        return _numeric_check(d, budget)
+        check = _numeric_check(d, budget)
     except OutOfTime:
         shapes = {n: concrete(s, d.sizes) for n, s in d.shapes.items()}
         why = f"the time budget ({seconds_text(budget.seconds)} s) ran out"
         return NumericCheck(float("nan"), 0, shapes, 0, reason=why)
+    if check.failed and d.proof.undefined:  # det(x x^T) is 0 everywhere; in floating point, rounding noise
+        why = (f"inconclusive: central differences disagree (largest relative error {check.error:.1e}), but the proof"
+               " found the expression undefined at every random point (a zero denominator or a singular matrix"
+               " everywhere), so its values in floating point may be rounding noise")  # fmt: skip
+        return replace(check, error=float("nan"), reason=why)
+    return check
 
 
 def _numeric_check(d: Derivation, budget: Budget | None) -> NumericCheck:

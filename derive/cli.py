@@ -179,8 +179,10 @@ def _canonical(expr: str) -> str:
     """The expression as Python writes it back (parsed, never evaluated), so ``x*y`` and ``(x * y)`` agree."""
     import ast
 
+    from .parse import python_ast
+
     try:
-        return ast.unparse(ast.parse(expr.strip(), mode="eval"))
+        return ast.unparse(python_ast(expr.strip()))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return " ".join(expr.split())
 

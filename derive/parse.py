@@ -22,6 +22,7 @@ import keyword
 import math
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -741,6 +742,15 @@ def parse_structure(symmetric: Sequence[str], diagonal: Sequence[str]) -> dict[s
     return out
 
 
+def python_ast(text: str) -> ast.Expression:
+    """``text`` parsed as one Python expression, never evaluated. Python's warnings about the text
+    (``1if``: invalid decimal literal) are not printed: the text is refused or accepted on its own terms."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.parse(text, mode="eval")
+
+
 def parse(text: str, shapes: Mapping[str, Sequence[int | str]] | None = None,
           entries: Mapping[str, sp.Symbol] | None = None, structure: Mapping[str, str] | None = None,
           limits: Limits | None = None, budget: Budget | None = None) -> Problem:  # fmt: skip
@@ -770,7 +780,7 @@ def parse(text: str, shapes: Mapping[str, Sequence[int | str]] | None = None,
     lead = text[: len(text) - len(text.lstrip())]
     shift = (lead.count("\n"), len(lead) - lead.rfind("\n") - 1)  # where the stripped text starts
     try:
-        tree = ast.parse(body, mode="eval")
+        tree = python_ast(body)
     except SyntaxError as e:
         line, col = (e.lineno or 1), (e.offset or 1)
         col = col + shift[1] if line == 1 else col

@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -146,6 +147,15 @@ def test_log_det_of_a_negative_determinant_is_nan_as_numpy_gives() -> None:
             want = np.log(np.linalg.det(M))
     assert np.isnan(value) and np.isnan(want)
     assert any("invalid value" in str(x.message) for x in w)
+
+
+@pytest.mark.parametrize("expr", ["x * 1if", "sum(0x1g * x)", "1or x"])
+def test_python_warnings_about_the_text_do_not_reach_stderr(expr: str, tmp_path: Path) -> None:
+    # Python's SyntaxWarning ("invalid decimal literal") was printed before derive's own line
+    r = subprocess.run([sys.executable, "-W", "default", "-m", "derive", expr, "--wrt", "x"], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("derive: error:"), r.stderr
 
 
 def test_an_expression_undefined_everywhere_gets_no_numeric_verdict() -> None:

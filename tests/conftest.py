@@ -1,4 +1,5 @@
-"""Shared test setup: numpy is seeded; golden files refresh only with --update; the tiny CNN is derived once."""
+"""Shared test setup: numpy is seeded; golden files refresh only with --update; the tiny CNN is derived once
+per process; the fuzz figures are printed at the end."""
 
 import numpy as np
 import pytest
@@ -28,3 +29,17 @@ def _seed() -> None:
 def tiny_cnn() -> dict[str, Derivation]:
     """The tiny CNN's loss by K, W and X, derived once for the whole run (its exact proofs take most of a minute)."""
     return {wrt: derive(CNN, wrt, CNN_SHAPES) for wrt in ("K", "W", "X")}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures each fuzzing property recorded (tests/test_fuzz.py), one line each, from any xdist worker."""
+    lines = [
+        f"{report.nodeid.split('::')[-1]}: {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        for key, value in report.user_properties
+        if key == "fuzz" and report.when == "call"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "fuzz figures")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

@@ -7,6 +7,13 @@ import pytest
 from derive import Derivation, derive
 from derive.article import CNN
 
+#: Modules whose tests share an expensive module-scoped fixture (a benchmark run, built distributions, the
+#: article's files, every write-up compiled): under pytest-xdist each runs whole on one worker, so its fixture is
+#: made once. Every other test goes to whichever worker is free.
+SHARED_FIXTURES = frozenset(
+    f"tests/{name}.py" for name in ("test_bench", "test_install", "test_output", "test_web_browser", "test_writeup")
+)
+
 #: The article's part-two sizes (derive.article.PART_TWO): a 3x3 input, two 2x2 kernels, two classes.
 CNN_SHAPES = {"X": (1, 3, 3), "K": (2, 1, 2, 2), "y": (2,)}
 
@@ -43,3 +50,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", "fuzz figures")
         for line in sorted(lines):
             terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``-n`` without ``--dist``: test by test, but the modules of SHARED_FIXTURES each as one unit (sent first:
+    xdist orders units by their number of tests). Other ``--dist`` modes are left to xdist."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_FIXTURES else nodeid
+
+    return SharedFixtureScheduling(config, log)

@@ -82,7 +82,7 @@ def test_product_of_500_variables() -> None:
 def test_balanced_120_kb_expression_through_the_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     text = fh._balanced(__import__("random").Random(0), 120_000)
     assert len(text) > 100_000
-    code = main([text, "--wrt", "x", "--max-length", "200000", "--max-depth", "400", "--max-seconds", "5",
+    code = main([text, "--wrt", "x", "--max-length", "200000", "--max-depth", "400", "--max-seconds", "2",
                  "-o", str(tmp_path / "out")])  # fmt: skip
     err = capsys.readouterr().err
     assert code in (0, 2)

@@ -8,10 +8,10 @@ from derive import Derivation, derive
 from derive.article import CNN
 
 #: Modules whose tests share an expensive module-scoped fixture (a benchmark run, built distributions, the
-#: article's files, every write-up compiled): under pytest-xdist each runs whole on one worker, so its fixture is
-#: made once. Every other test goes to whichever worker is free.
+#: article's files, every write-up compiled): under pytest-xdist each runs whole on one worker, so its fixture
+#: is made once. Every other test goes to whichever worker is free.
 SHARED_FIXTURES = frozenset(
-    f"tests/{name}.py" for name in ("test_bench", "test_install", "test_output", "test_web_browser", "test_writeup")
+    f"tests/{name}.py" for name in ("test_bench", "test_install", "test_output", "test_writeup")
 )
 
 #: The article's part-two sizes (derive.article.PART_TWO): a 3x3 input, two 2x2 kernels, two classes.
@@ -50,6 +50,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", "fuzz figures")
         for line in sorted(lines):
             terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow first (a stable sort: the rest keep their order), so that no worker starts one late."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

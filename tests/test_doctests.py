@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_docstring_examples_are_collected() -> None:
     finder = doctest.DocTestFinder()
     modules = [p.stem for p in (ROOT / "derive").glob("*.py") if p.stem != "__main__"]

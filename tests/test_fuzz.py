@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -344,6 +345,7 @@ def valid_problems(draw: st.DrawFn) -> tuple[str, object, dict[str, tuple[int, .
     return text, wrt, shapes, layout, draw(st.booleans())
 
 
+@pytest.mark.slow
 def test_valid_expressions_derive_soundly_or_refuse_in_one_line(record_property: Record) -> None:
     tally = Tally()
 
@@ -542,6 +544,7 @@ garbage = st.one_of(
 
 
 # Not shrunk: a garbage string is short already, and shrinking a slow one re-runs it dozens of times.
+@pytest.mark.slow
 def test_garbage_is_answered_or_refused_in_one_line(record_property: Record) -> None:
     tally = Tally()
 
@@ -604,6 +607,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 # Not shrunk: each example runs the whole command, and shrinking a failing argv takes minutes; the engine failures
 # behind it are shrunk by the first property.
+@pytest.mark.slow
 def test_command_exits_0_1_or_2_and_refuses_in_one_line_writing_nothing(record_property: Record) -> None:
     tally = Tally()
 

@@ -57,7 +57,7 @@ Record = Callable[[str, object], None]  # pytest's record_property fixture
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # for the slow properties
 
 # Examples per property: a sample in the suite (a few seconds each); tests/fuzz_hostile.py makes the long runs
-VALID_EXAMPLES, GARBAGE_EXAMPLES, COMMAND_EXAMPLES = 400, 600, 150
+VALID_EXAMPLES, GARBAGE_EXAMPLES, COMMAND_EXAMPLES = 300, 400, 100
 
 
 class Slow(Exception):

@@ -1,5 +1,6 @@
 """Shared test setup: numpy is seeded; golden files refresh only with --update; the tiny CNN is derived once
-per process; the fuzz figures are printed at the end."""
+per process; tests marked slow run first, and xdist keeps each module of SHARED_FIXTURES on one worker; the
+fuzz figures are printed at the end."""
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def _seed() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_cnn() -> dict[str, Derivation]:
-    """The tiny CNN's loss by K, W and X, derived once for the whole run (its exact proofs take most of a minute)."""
+    """The tiny CNN's loss by K, W and X, derived once per process (each xdist worker that runs a test using it)."""
     return {wrt: derive(CNN, wrt, CNN_SHAPES) for wrt in ("K", "W", "X")}
 
 

@@ -91,7 +91,7 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str], budget: Budget | No
     it more than once: a part that prints away (diag(y) as ``y[:, None] * M``) leaves no statement, and
     one read once is written where it is read. Every statement's name is read.
     """
-    roots = lowered(roots)
+    roots = lowered(roots, budget)
     temps = shared(roots)
     while True:
         p, names, lines = _printed(roots, temps, spec, budget)
@@ -106,12 +106,18 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str], budget: Budget | No
     return lines
 
 
-def lowered(roots: list[Node]) -> list[Node]:
+def lowered(roots: list[Node], budget: Budget | None = None) -> list[Node]:
     """``roots`` as generated code computes them. Each op's ``lower`` piece applies everywhere (a product
     multiplied out over a diagonal); its ``share`` piece (conv2d by X's window matrix, max pooling by its
     argmax) where a part it introduces is shared (X ⋆ K and X ⋆ G by one window matrix; the pool and its
-    gradient by one argmax); elsewhere such an op prints as itself."""
-    roots = [fold(r, _lower) for r in roots]
+    gradient by one argmax); elsewhere such an op prints as itself. Past ``budget``, OutOfTime is raised."""
+
+    def lower(n: Node, args: tuple[Node, ...]) -> Node:
+        if budget is not None:
+            budget.tick(1)  # one node can take milliseconds (a product multiplied out)
+        return _lower(n, args)
+
+    roots = [fold(r, lower) for r in roots]
     order: list[Node] = []
     full: dict[Node, Node] = {}  # each node with every op's share piece applied
     parts: dict[Node, set[Node]] = {}  # the parts that introduces (windows(X), an argmax)
@@ -119,6 +125,8 @@ def lowered(roots: list[Node]) -> list[Node]:
         for n in topo(r):
             if n in full:
                 continue
+            if budget is not None:
+                budget.tick()
             order.append(n)
             args = tuple(full[a] for a in n.args)
             out = n if args == n.args else node(n.op, *args, attr=n.attr)

@@ -17,12 +17,21 @@ from derive import derive
 from derive.cli import EPILOG, default_name, main, parser
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+def run(*args: str) -> subprocess.CompletedProcess:
+    """The command as ``python -m derive`` runs it (``sys.exit(main())``), in this process: its exit status, stdout
+    and stderr. A process of its own costs a second of start-up; the first test below starts one."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(list(args))
+        except SystemExit as e:  # argparse's --help and --version
+            status = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(["derive", *args], status, out.getvalue(), err.getvalue())
 
 
 def test_success_prints_the_matrix_form_and_writes_files(tmp_path: Path) -> None:
-    r = run("norm(A @ x - b)**2", "--wrt", "x", "--name", "lls", "-o", str(tmp_path))
+    argv = [sys.executable, "-m", "derive", "norm(A @ x - b)**2", "--wrt", "x", "--name", "lls", "-o", str(tmp_path)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)  # a process of its own, as a user runs it
     assert r.returncode == 0, r.stderr
     assert "2 Aᵀ(A x - b)" in r.stdout
     assert "proven" in r.stdout

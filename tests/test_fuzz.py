@@ -15,7 +15,9 @@ No single call may use more than CPU_LIMIT seconds of CPU time: every example
 is built to take well under a second, so a call that does not finish is a
 finding, not a wait. The budget is CPU time (a profiling timer), not wall-clock
 time, so other work on the machine does not make a call look slow. Every call
-is counted; the last test prints one line with the figures.
+is counted, each property checks its own figures (every example tried, both
+answers and refusals among them) and records them as a line for the end of
+the run's report (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import string
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -41,10 +44,6 @@ from derive.cli import main
 ALLOWED = ("proven", "unproven", "no matrix form")
 CPU_LIMIT = 10.0  # CPU seconds for one call (examples are built to take well under 1 s; the slowest seen took 5)
 
-#: tried; clean: a one-line DeriveError; ok: a sound answer; escapes: any other exception; bad: wrong or too slow
-COUNTS: Counter[str] = Counter()
-SLOWEST = [0.0]  # the most CPU time one call used, in seconds
-
 SETTINGS = {
     "deadline": None,
     "derandomize": True,  # a fixed seed: CI sees the same inputs every run
@@ -53,7 +52,12 @@ SETTINGS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
 
+Record = Callable[[str, object], None]  # pytest's record_property fixture
+
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # for the slow properties
+
+# Examples per property: a sample in the suite (a few seconds each); tests/fuzz_hostile.py makes the long runs
+VALID_EXAMPLES, GARBAGE_EXAMPLES, COMMAND_EXAMPLES = 300, 400, 100
 
 
 class Slow(Exception):
@@ -61,7 +65,7 @@ class Slow(Exception):
 
 
 @contextlib.contextmanager
-def cpu_limit(seconds: float = CPU_LIMIT):
+def cpu_limit(seconds: float = CPU_LIMIT) -> Iterator[None]:
     """Raise :class:`Slow` inside the call once it has used ``seconds`` of CPU time.
 
     A profiling timer (ITIMER_PROF: user and system time of this process) rings
@@ -85,51 +89,74 @@ def cpu_limit(seconds: float = CPU_LIMIT):
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, old)
-        SLOWEST[0] = max(SLOWEST[0], time.process_time() - start)
 
 
 def one_line(message: str) -> bool:
     return bool(message) and "\n" not in message and "\r" not in message and len(message.splitlines()) == 1
 
 
-def attempt(call: Callable[[], object]) -> object:
-    """Run ``call``, count the outcome; return the result or the DeriveError, re-raise anything else."""
-    COUNTS["tried"] += 1
-    try:
-        with cpu_limit():
-            result = call()
-    except DeriveError as e:
-        if not one_line(str(e)):
-            COUNTS["bad"] += 1
-            raise AssertionError(f"DeriveError message is not one line: {str(e)!r}") from e
-        COUNTS["clean"] += 1
-        return e
-    except Slow as e:
-        COUNTS["bad"] += 1
-        e.__context__ = None  # whatever SymPy was handling when the alarm rang is noise (and splits one bug in many)
-        raise
-    except Exception:
-        COUNTS["escapes"] += 1
-        raise
-    return result
+@dataclass
+class Tally:
+    """One property's figures: calls tried; clean (a one-line DeriveError, or exit 2), ok (a sound answer),
+    escapes (any other exception), bad (a wrong or too slow answer); the most CPU time one call used."""
 
+    counts: Counter[str] = field(default_factory=Counter)
+    slowest: float = 0.0
 
-def sound(d: object) -> None:
-    """A Derivation must never be refuted, and its numeric check must not fail.
+    def attempt(self, call: Callable[[], object]) -> object:
+        """Run ``call``, count the outcome; return the result or the DeriveError, re-raise anything else."""
+        self.counts["tried"] += 1
+        start = time.process_time()
+        try:
+            with cpu_limit():
+                result = call()
+        except DeriveError as e:
+            if not one_line(str(e)):
+                self.counts["bad"] += 1
+                raise AssertionError(f"DeriveError message is not one line: {str(e)!r}") from e
+            self.counts["clean"] += 1
+            return e
+        except Slow as e:
+            self.counts["bad"] += 1
+            e.__context__ = None  # whatever SymPy was handling when the alarm rang is noise (and splits one bug)
+            raise
+        except Exception:
+            self.counts["escapes"] += 1
+            raise
+        finally:
+            self.slowest = max(self.slowest, time.process_time() - start)
+        return result
 
-    A check that could not run (no sample point where the value is finite) says
-    so in ``d.numeric``; that is an honest answer, not a wrong one.
-    """
-    assert isinstance(d, Derivation), f"derive returned {type(d).__name__}, not a Derivation"
-    try:
-        assert d.proof.status != "refuted", f"refuted proof: {d.proof}; mismatches {d.proof.mismatches[:2]}"
-        assert d.proof.status in ALLOWED, f"unknown proof status {d.proof.status!r}"
-        if d.numeric is not None:
-            assert not d.numeric.failed, f"numeric check failed: {d.numeric}"
-    except AssertionError:
-        COUNTS["bad"] += 1
-        raise
-    COUNTS["ok"] += 1
+    def sound(self, d: object) -> None:
+        """A Derivation must never be refuted, and its numeric check must not fail.
+
+        A check that could not run (no sample point where the value is finite) says
+        so in ``d.numeric``; that is an honest answer, not a wrong one.
+        """
+        assert isinstance(d, Derivation), f"derive returned {type(d).__name__}, not a Derivation"
+        try:
+            assert d.proof.status != "refuted", f"refuted proof: {d.proof}; mismatches {d.proof.mismatches[:2]}"
+            assert d.proof.status in ALLOWED, f"unknown proof status {d.proof.status!r}"
+            if d.numeric is not None:
+                assert not d.numeric.failed, f"numeric check failed: {d.numeric}"
+        except AssertionError:
+            self.counts["bad"] += 1
+            raise
+        self.counts["ok"] += 1
+
+    def check(self, examples: int, answered: float, refused: float, record_property: Record) -> None:
+        """Every example was tried, at least the share ``answered`` of them answered and ``refused`` refused (the
+        strategy reaches both sides), none escaped or was wrong; the figures go to the end of the run's report."""
+        c = self.counts
+        record_property(
+            "fuzz",
+            f"{c['tried']} inputs tried, {c['clean']} clean refusals, {c['ok']} successes, {c['escapes']} escapes, "
+            f"{c['bad']} wrong or slow answers; the slowest call used {self.slowest:.2f} s of CPU",
+        )
+        assert c["tried"] >= examples, f"hypothesis ran {c['tried']} of {examples} examples"
+        assert c["escapes"] == c["bad"] == 0 and c["clean"] + c["ok"] == c["tried"], c
+        assert c["ok"] >= answered * c["tried"] and c["clean"] >= refused * c["tried"], c
+        assert self.slowest < CPU_LIMIT
 
 
 # ----- valid grammar -----
@@ -318,15 +345,22 @@ def valid_problems(draw: st.DrawFn) -> tuple[str, object, dict[str, tuple[int, .
     return text, wrt, shapes, layout, draw(st.booleans())
 
 
-@settings(max_examples=1500, **SETTINGS)
-@given(valid_problems())
-def test_valid_expressions_derive_soundly_or_refuse_in_one_line(problem: tuple) -> None:
-    text, wrt, shapes, layout, primes = problem
-    result = attempt(lambda: derive(text, wrt, shapes, layout=layout, primes=primes))
-    if isinstance(result, DeriveError):
-        assert not INTERNAL.search(str(result)), f"an internal dimension name in {str(result)!r}"
-    else:
-        sound(result)
+@pytest.mark.slow
+def test_valid_expressions_derive_soundly_or_refuse_in_one_line(record_property: Record) -> None:
+    tally = Tally()
+
+    @settings(max_examples=VALID_EXAMPLES, **SETTINGS)
+    @given(valid_problems())
+    def prop(problem: tuple) -> None:
+        text, wrt, shapes, layout, primes = problem
+        result = tally.attempt(lambda: derive(text, wrt, shapes, layout=layout, primes=primes))
+        if isinstance(result, DeriveError):
+            assert not INTERNAL.search(str(result)), f"an internal dimension name in {str(result)!r}"
+        else:
+            tally.sound(result)
+
+    prop()
+    tally.check(VALID_EXAMPLES, 0.5, 0.02, record_property)  # 93% answered
 
 
 # ----- garbage -----
@@ -510,14 +544,21 @@ garbage = st.one_of(
 
 
 # Not shrunk: a garbage string is short already, and shrinking a slow one re-runs it dozens of times.
-@settings(max_examples=1500, phases=NO_SHRINK, **SETTINGS)
-@given(garbage)
-def test_garbage_is_answered_or_refused_in_one_line(text: str) -> None:
-    result = attempt(lambda: derive(text, "x"))
-    assert isinstance(result, Derivation | DeriveError), f"derive returned {type(result).__name__}"
-    if isinstance(result, Derivation):
-        COUNTS["ok" if result.proof.status in ALLOWED else "bad"] += 1
-        assert result.proof.status in ALLOWED, f"garbage derived to a {result.proof.status} proof: {result.proof}"
+@pytest.mark.slow
+def test_garbage_is_answered_or_refused_in_one_line(record_property: Record) -> None:
+    tally = Tally()
+
+    @settings(max_examples=GARBAGE_EXAMPLES, phases=NO_SHRINK, **SETTINGS)
+    @given(garbage)
+    def prop(text: str) -> None:
+        result = tally.attempt(lambda: derive(text, "x"))
+        assert isinstance(result, Derivation | DeriveError), f"derive returned {type(result).__name__}"
+        if isinstance(result, Derivation):
+            tally.counts["ok" if result.proof.status in ALLOWED else "bad"] += 1
+            assert result.proof.status in ALLOWED, f"garbage derived to a {result.proof.status} proof: {result.proof}"
+
+    prop()
+    tally.check(GARBAGE_EXAMPLES, 0.02, 0.5, record_property)  # 94% refused
 
 
 # ----- the command -----
@@ -566,40 +607,33 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 # Not shrunk: each example runs the whole command, and shrinking a failing argv takes minutes; the engine failures
 # behind it are shrunk by the first property.
-@settings(max_examples=500, phases=NO_SHRINK, **SETTINGS)
-@given(command_lines())
-def test_command_exits_0_1_or_2_and_refuses_in_one_line_writing_nothing(argv: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        out, err = io.StringIO(), io.StringIO()
+@pytest.mark.slow
+def test_command_exits_0_1_or_2_and_refuses_in_one_line_writing_nothing(record_property: Record) -> None:
+    tally = Tally()
 
-        def run() -> int:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    return main(["-o", tmp, *argv])
-                except SystemExit as e:  # argparse's --help: what the process would exit with
-                    return e.code if isinstance(e.code, int) else 1
+    @settings(max_examples=COMMAND_EXAMPLES, phases=NO_SHRINK, **SETTINGS)
+    @given(command_lines())
+    def prop(argv: list[str]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = io.StringIO(), io.StringIO()
 
-        status = attempt(run)
-        stderr = err.getvalue()
-        assert status in (0, 1, 2), f"exit status {status!r}; stderr {stderr!r}"
-        assert "Traceback" not in stderr
-        if status == 2:
-            lines = stderr.splitlines()
-            assert len(lines) == 1 and lines[0].startswith("derive: error:"), f"stderr {stderr!r}"
-        if status in (1, 2):
-            assert os.listdir(tmp) == [], f"exit {status} but wrote {os.listdir(tmp)}"
-        COUNTS["clean" if status == 2 else "ok"] += 1  # 2 is a refusal; 0 and 1 are answers
+            def run() -> int:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    try:
+                        return main(["-o", tmp, *argv])
+                    except SystemExit as e:  # argparse's --help: what the process would exit with
+                        return e.code if isinstance(e.code, int) else 1
 
+            status = tally.attempt(run)
+            stderr = err.getvalue()
+            assert status in (0, 1, 2), f"exit status {status!r}; stderr {stderr!r}"
+            assert "Traceback" not in stderr
+            if status == 2:
+                lines = stderr.splitlines()
+                assert len(lines) == 1 and lines[0].startswith("derive: error:"), f"stderr {stderr!r}"
+            if status in (1, 2):
+                assert os.listdir(tmp) == [], f"exit {status} but wrote {os.listdir(tmp)}"
+            tally.counts["clean" if status == 2 else "ok"] += 1  # 2 is a refusal; 0 and 1 are answers
 
-# ----- the figures -----
-
-
-def test_zz_fuzz_summary(capsys: pytest.CaptureFixture) -> None:
-    """Runs last in this module: one line with the figures (quoted in the README)."""
-    c = COUNTS
-    line = (
-        f"fuzz: {c['tried']} inputs tried, {c['clean']} clean DeriveErrors, {c['ok']} successes, "
-        f"{c['escapes']} escapes, {c['bad']} wrong or slow answers; the slowest call used {SLOWEST[0]:.2f} s of CPU"
-    )
-    with capsys.disabled():
-        print(f"\n{line}")
+    prop()
+    tally.check(COMMAND_EXAMPLES, 0.03, 0.5, record_property)  # 91% refused

@@ -12,7 +12,6 @@ import dataclasses
 import html.parser
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -660,11 +659,12 @@ def test_serve_without_the_extra_says_how_to_install_it() -> None:
         (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8000"),  # an address of no interface here
     ],
 )
-def test_serve_bad_options_are_one_line(args: list[str], fragment: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "derive", "serve", *args], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2
-    assert r.stderr.startswith("derive serve: error: ") and r.stderr.count("\n") == 1
-    assert fragment in r.stderr
+def test_serve_bad_options_are_one_line(args: list[str], fragment: str, capsys: pytest.CaptureFixture) -> None:
+    # in this process (test_serve_on_a_port_in_use runs the command in its own): nothing is served
+    assert cli_main(["serve", *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("derive serve: error: ") and err.count("\n") == 1 and out == ""
+    assert fragment in err
 
 
 def test_serve_on_a_port_in_use() -> None:
@@ -680,11 +680,10 @@ def test_serve_on_a_port_in_use() -> None:
     assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr
 
 
-def test_an_expression_called_serve_is_still_derived(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "derive", "serve", "--wrt", "serve", "--format", "py", "-o",
-                        str(tmp_path)], capture_output=True, text=True, timeout=120, env={**os.environ})  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert "proven" in r.stdout
+def test_an_expression_called_serve_is_still_derived(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["serve", "--wrt", "serve", "--format", "py", "-o", str(tmp_path)]) == 0
+    assert "proven" in capsys.readouterr().out
+    assert [p.suffix for p in tmp_path.iterdir()] == [".py"]  # derived and written, not served
 
 
 def test_stopping_answers_a_waiting_request_at_once() -> None:

@@ -110,6 +110,7 @@ def text(driver: webdriver.Chrome, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text
 
 
+@pytest.mark.slow
 def test_the_page(server: tuple[str, Path], browser: webdriver.Chrome, downloads: Path, update: bool,
                   tmp_path: Path) -> None:  # fmt: skip
     url, _ = server

@@ -525,8 +525,9 @@ def _tensor_text(p, tensors: list[Node]) -> tuple[str, int]:
     """A Hadamard product, with factors to negative powers after ⊘: exp(x) ⊘ (1 + exp(x))^∘2."""
     if not tensors:
         return "", ATOM
-    tops = [f for f in tensors if not (f.op == "pow" and sp.S(f.attr).is_negative)]
-    bottoms = [f for f in tensors if f not in tops]
+    below = [f.op == "pow" and sp.S(f.attr).is_negative is True for f in tensors]
+    tops = [f for f, b in zip(tensors, below, strict=True) if not b]
+    bottoms = [f for f, b in zip(tensors, below, strict=True) if b]  # by position: `f not in tops` was quadratic
     if not bottoms:
         if len(tops) == 1:
             return p.prec(tops[0])

@@ -160,6 +160,17 @@ def test_python_warnings_about_the_text_do_not_reach_stderr(expr: str, tmp_path:
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("derive: error:"), r.stderr
 
 
+@pytest.mark.parametrize(("expr", "wrt"), [("-(step(mean(A0)))", "A0"), ("-step(x)", "x"), ("-(step(x) * 2)", "x")])
+def test_a_negated_step_is_not_a_negated_boolean_mask(expr: str, wrt: str) -> None:
+    # step printed as the mask (t > 0) beside only a constant: numpy refuses -mask (a TypeError escaped)
+    d = derive(expr, wrt)
+    assert d.numeric.ok
+    mod = load(d.numpy_source("f"))
+    x = np.array([-1.5, 0.5, 2.0]) if wrt == "x" else np.array([[-1.0, 3.0], [0.5, -0.25]])
+    want = -np.heaviside(x.mean(), 0.0) if wrt == "A0" else -np.heaviside(x, 0.0) * (2 if "2" in expr else 1)
+    np.testing.assert_array_equal(mod.f(x), want)
+
+
 def test_an_expression_undefined_everywhere_gets_no_numeric_verdict() -> None:
     # det(x x^T) = 0 for every x, so the log is -inf; in floating point it is about -115 and its differences are
     # rounding noise, which the numeric check once called a failure of a derivative it cannot judge

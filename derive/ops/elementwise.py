@@ -406,14 +406,16 @@ def _np_fn(p, e: Node) -> tuple[str, int]:
 
 
 def _float_factor(parent: Node | None, e: Node) -> bool:
-    """Whether ``e`` is a factor of a product with another factor that is a float array of its shape, or a
-    matrix scaled by a diagonal (which prints as a broadcast product)."""
+    """Whether ``e`` is a factor of a product with another factor that is a float array of its shape (not a
+    constant: ``-1 * mask`` prints as ``-mask``, which numpy refuses for booleans), or a matrix scaled by a
+    diagonal (which prints as a broadcast product)."""
     if parent is not None and parent.op == "matmul" and e.ndim == 2:
         return any(a.op == "diag" and a.args[0].ndim == 1 for a in parent.args)
     if parent is None or parent.op != "mul":
         return False
     others = [f for f in flatten_mul(parent) if f != e]
-    return any(f.shape == e.shape and not (f.op == "fn" and FUNCTIONS[f.attr[0]].mask) for f in others)
+    return any(f.shape == e.shape and f.op != "const" and not (f.op == "fn" and FUNCTIONS[f.attr[0]].mask)
+               for f in others)  # fmt: skip
 
 
 def _np_extremum(p, e: Node) -> tuple[str, int]:

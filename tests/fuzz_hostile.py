@@ -116,9 +116,11 @@ def run_derive(case: Case, budget: float) -> Result:
         if d.proof.status == "refuted" or (d.numeric is not None and d.numeric.failed):
             return Result("wrong", f"{d.proof}; numeric {d.numeric}", _cpu() - start)
         if case.writeup and d.form is not None:
+            from derive.context import Budget
             from derive.writeup import documents
 
-            files = documents(d, "f", sizes=None)
+            # the command gives its write-up what is left of the one budget; so does this
+            files = documents(d, "f", sizes=None, budget=Budget(max(budget - (_cpu() - start), 0.1)))
             detail += f"; wrote {sum(map(len, files.values()))} characters"
         outcome = "ok"
     except DeriveError as e:

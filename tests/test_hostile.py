@@ -100,6 +100,7 @@ def test_zero_jacobian_has_code_zeros_of_the_right_shape(expr: str) -> None:
     X = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0], [1.0, 0.0, 1.0]])
     J = load(d.numpy_source("f")).jac_f(X)
     assert J.shape == (3, 3, 3, 3) and not J.any()  # output shape + variable shape
+    assert "np.zeros(" in d.numpy_source("f") and "0 * np.ones" not in d.numpy_source("f")
 
 
 UNBOUNDED = [

@@ -356,6 +356,8 @@ def _np_scaled(p, c: sp.Expr, rest: Node) -> tuple[str, int]:
         return p.prec(rest)
     if rest == ONE:
         return p.number_code(c)
+    if c == 0 and rest.op == "ones":  # a zero derivative: zeros of its shape, not 0 * np.ones(...)
+        return f"np.zeros({p.shape(rest.shape)})", ATOM
     if c == -1:
         return f"-{p.wrap(rest, UNARY)}", UNARY
     if rest.op == "outer" and rest not in p.names:  # scale the shorter vector, not the matrix

@@ -159,7 +159,8 @@ class NumpyPrinter(Printer):
         c = sp.S(c)
         if c.free_symbols:
             negative = c.could_extract_minus_sign()
-            text = self.dim(-c if negative else c)
+            num, den = sp.fraction(sp.together(-c if negative else c))  # 3m/2 is 1.5 m: true division, not //
+            text = self.dim(num) if den == 1 else f"{self._factor(num)} / {self._factor(den)}"
             if not re.fullmatch(r"[\w.\[\]]+", text):
                 text = f"({text})"
             return ("-" + text, UNARY) if negative else (text, ATOM)

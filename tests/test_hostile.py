@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive import Derivation, DeriveError, derive
+from derive import Derivation, DeriveError, check_grad, derive
 from derive.cli import main
 from derive.context import Limits
 from derive.numeric import load
@@ -170,6 +170,24 @@ def test_a_negated_step_is_not_a_negated_boolean_mask(expr: str, wrt: str) -> No
     x = np.array([-1.5, 0.5, 2.0]) if wrt == "x" else np.array([[-1.0, 3.0], [0.5, -0.25]])
     want = -np.heaviside(x.mean(), 0.0) if wrt == "A0" else -np.heaviside(x, 0.0) * (2 if "2" in expr else 1)
     np.testing.assert_array_equal(mod.f(x), want)
+
+
+def test_a_fractional_coefficient_of_a_size_is_true_division() -> None:
+    # 3m/2 (from ** 1.5 of a product of m softmax entries) was printed (3 * m) // 2: 4 for 4.5 at m = 3
+    expr = "(np.exp(sum(log(softmax((kron(x0, x1)) + (log_softmax(x2))))))) ** 1.5"
+    d = derive(expr, "x2", {"x0": (3,), "x1": (1,), "x2": (3,)})
+    assert d.proof.status == "proven" and d.numeric.ok, d.numeric
+    assert "//" not in d.numpy_source("f")
+
+
+def test_a_huge_value_beside_a_small_change_is_not_a_numeric_failure() -> None:
+    # the central difference carries f's rounding (about ulp(f) / h): once a false failure of a right derivative
+    x = np.array([0.3, -1.2, 0.7])
+    f = lambda x: 1e9 + float(x @ x)  # noqa: E731
+    assert check_grad(f, lambda x: 2 * x, [x]) < 1e-6 or np.isnan(check_grad(f, lambda x: 2 * x, [x]))
+    assert check_grad(f, lambda x: 3 * x, [x]) > 0.1  # a wrong one still fails where the check can see it
+    g = lambda x: 1e14 + float(x @ x)  # noqa: E731
+    assert np.isnan(check_grad(g, lambda x: 2 * x, [x])) and np.isnan(check_grad(g, lambda x: 3 * x, [x]))  # no verdict
 
 
 def test_an_expression_undefined_everywhere_gets_no_numeric_verdict() -> None:

@@ -30,7 +30,9 @@ proof's own state, never shared.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import random
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -204,10 +206,7 @@ class Primitives:
         return self._sum(terms)
 
     def _sum(self, terms: list[Any]) -> Any:
-        out = terms[0]
-        for x in terms[1:]:
-            out = out + x
-        return out
+        return functools.reduce(operator.add, terms)
 
     def _exp(self, x: Any) -> Any:
         raise NotImplementedError
@@ -602,10 +601,7 @@ class _Ring:
         return _split(self, a, index)
 
     def total(self, parts: list[Any]) -> Any:
-        out = parts[0]
-        for p in parts[1:]:
-            out = out + p
-        return out
+        return functools.reduce(operator.add, parts)
 
     def key(self, a: Any) -> str:
         return str(a)

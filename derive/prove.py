@@ -194,7 +194,7 @@ def _exact(s: Sides, ents: Entries, atoms: int, budget: Budget,
     kept, start = {}, 0
     for n, shape in zip(shared, shapes, strict=True):
         size = int(np.prod(shape, dtype=int))
-        symbols = np.array([dom.variable(x) for x in names[start : start + size]] or [None], dtype=object)
+        symbols = np.array([dom.variable(x) for x in names[start : start + size]], dtype=object)
         kept[n] = symbols.reshape(shape) if shape else symbols[0]
         start += size
     want, got = _sides(s, ents, values, dom, dom.const(1), dom.const(0), budget, kept)

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import numpy_helpers
+from . import inplace, numpy_helpers
 from .context import Budget
 from .ir import Node, Shape, fold, topo
 from .layout import Kind, shape_text
 from .ops import OPS
 from .ops.build import node
-from .printing import NumpyPrinter, TextPrinter
+from .printing import NumpyPrinter, TextPrinter, topo_all
 from .render import GENERATED_MARK, render
 
 _CHEAP = frozenset({"var", "const", "eye", "ones", "size"})
@@ -84,8 +84,11 @@ def carriers(shapes: dict[str, Shape]) -> dict[sp.Expr, str]:
     return dims
 
 
-def _body(roots: list[Node], spec: Spec, helpers: list[str], budget: Budget | None = None) -> list[str]:
-    """Lines computing ``roots`` (1-D vectors as they are) and returning them.
+def _body(
+    roots: list[Node], spec: Spec, helpers: list[str], budget: Budget | None = None
+) -> tuple[list[str], set[str]]:
+    """Lines computing ``roots`` (1-D float vectors as they are) and returning them, and the arguments those
+    lines need as float arrays (they update in place an array first computed from them).
 
     A subexpression used more than once is computed once, as ``t1 = ...``, if the printed code reads
     it more than once: a part that prints away (diag(y) as ``y[:, None] * M``) leaves no statement, and
@@ -94,16 +97,17 @@ def _body(roots: list[Node], spec: Spec, helpers: list[str], budget: Budget | No
     roots = lowered(roots, budget)
     temps = shared(roots)
     while True:
-        p, names, lines = _printed(roots, temps, spec, budget)
+        p, names, lines, _ = _printed(roots, temps, spec, budget)
         reads = Counter(reads_of(lines))
         kept = [t for t in temps if reads[names[t]] > 1]
         if len(kept) == len(temps):
             break
         temps = kept
+    p, names, lines, floats = _printed(roots, temps, spec, budget, updates=True)
     for h in p.helpers:
         if h not in helpers:
             helpers.append(h)
-    return lines
+    return lines, floats
 
 
 def lowered(roots: list[Node], budget: Budget | None = None) -> list[Node]:
@@ -148,25 +152,56 @@ def _lower(n: Node, args: tuple[Node, ...]) -> Node:
     return low(out) if low is not None else out
 
 
-def _printed(roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | None = None):
+def _printed(roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | None = None, updates: bool = False):
     """(printer, temp names, lines): ``temps`` (inner ones first) as ``tK = ...`` statements, then the return.
+    With ``updates``, element-wise steps are written into the array they consume (see :mod:`derive.inplace`).
     ``budget`` is checked per statement (OutOfTime past it)."""
     taken = set(spec.shapes)
     names: dict[Node, str] = {}
     lines: list[str] = []
     p = NumpyPrinter(carriers(spec.shapes), names, spec.shapes)
     k = 1
-    for t in temps:
-        if budget is not None:
-            budget.check()
+
+    def fresh_name(take: bool = True) -> str:
+        """The next unused ``tK``; taken only if ``take``."""
+        nonlocal k
         while f"t{k}" in taken:
             k += 1
-        lines.append(f"t{k} = {p.doprint(t)}")
-        names[t] = f"t{k}"
-        p.name(t, f"t{k}")
-        k += 1
+        name = f"t{k}"
+        k += take
+        return name
+
+    named = set(temps)
+    order = topo_all(roots)
+    steps = inplace.plan(order, inplace.uses(roots), named) if updates else {}
+    owned: set[Node] = set()  # nodes whose name is a buffer only the next step reads
+    floats: set[str] = set()  # the arguments that must be float arrays (a buffer's first value reads them)
+    for n in order:
+        if n not in steps and n not in named:
+            continue
+        if budget is not None:
+            budget.check()
+        a, negated = steps.get(n, (None, False))
+        update = None
+        if a is not None and (a in owned or inplace.fresh(text := p.doprint(a))):
+            buf = names[a] if a in owned else fresh_name(take=False)
+            update = inplace.steps(p, n, a, buf, negated)
+        if update is not None:
+            if a not in owned:
+                if not inplace.floating(a, floats):
+                    floats |= inplace.arrays(a)
+                lines.append(f"{fresh_name()} = {text}")
+                p.name(a, buf)
+            lines += update
+            names[n] = buf
+            p.name(n, buf)
+            owned.add(n)
+        elif n in named:
+            names[n] = fresh_name()
+            lines.append(f"{names[n]} = {p.doprint(n)}")
+            p.name(n, names[n])
     lines.append("return " + ", ".join(p.doprint(r) for r in roots))
-    return p, names, lines
+    return p, names, lines, floats
 
 
 def reads_of(lines: list[str]) -> list[str]:
@@ -235,8 +270,8 @@ def module(spec: Spec, name: str = "f", budget: Budget | None = None) -> str:
         both_name: f"({name}, {deriv_name}) together, sharing the work.\n    ",
     }
     fns = [
-        {"name": fn, "params": params, "doc": docs[fn], "body": _columns(fn, spec, body, shaped)}
-        for fn, (body, shaped) in bodies.items()
+        {"name": fn, "params": params, "doc": docs[fn], "body": _columns(fn, spec, body, floats, shaped)}
+        for fn, ((body, floats), shaped) in bodies.items()
     ]
     sources, imports = helper_sources(helpers)
     return render(
@@ -253,24 +288,31 @@ def module(spec: Spec, name: str = "f", budget: Budget | None = None) -> str:
     )
 
 
-def _columns(fn: str, spec: Spec, body: list[str], shaped: tuple[bool, ...]) -> list[str]:
-    """``body`` (for 1-D vectors) behind one test for columns: called with columns (n, 1), the function
-    calls itself with them raveled; a result marked in ``shaped`` takes the variable's shape back.
-    The 1-D case costs one attribute test per vector the body reads."""
+def _columns(fn: str, spec: Spec, body: list[str], floats: set[str], shaped: tuple[bool, ...]) -> list[str]:
+    """``body`` (for 1-D vectors and the arguments in ``floats`` as float arrays) behind a test for each:
+    called with columns (n, 1), the function calls itself with them raveled (a result marked in ``shaped``
+    takes the variable's shape back); called with integer or boolean arrays where ``body`` needs floats,
+    with those converted. The usual case costs one attribute test per argument tested."""
     v = spec.wrt[0]
     read = set(reads_of(body))
     vectors = [n for n, s in spec.shapes.items() if len(s) == 1 and (n in read or (n == v and any(shaped)))]
+    lines = list(body)
+    floats = [n for n in spec.shapes if n in floats]
+    if floats:
+        test = " or ".join(f'{n}.dtype.kind in "biu"' for n in floats)
+        call = f"{fn}({', '.join(f'np.asarray({n}, float)' if n in floats else n for n in spec.shapes)})"
+        lines = [f"if {test}:  # integers: the code below works in float arrays", f"    return {call}", *lines]
     if not vectors:
-        return body
+        return lines
     test = "if " + " or ".join(f"{n}.ndim != 1" for n in vectors) + ":  # columns (n, 1)"
     call = f"{fn}({', '.join(f'np.ravel({n})' if n in vectors else n for n in spec.shapes)})"
     if not any(shaped):
-        return [test, f"    return {call}", *body]
+        return [test, f"    return {call}", *lines]
     if len(shaped) == 1:
-        return [test, f"    return np.reshape({call}, {v}.shape)", *body]
+        return [test, f"    return np.reshape({call}, {v}.shape)", *lines]
     outs = [_fresh(base, set(spec.shapes)) for base in ("value", "grad")]
     back = ", ".join(f"np.reshape({o}, {v}.shape)" if s else o for o, s in zip(outs, shaped, strict=True))
-    return [test, f"    {', '.join(outs)} = {call}", f"    return {back}", *body]
+    return [test, f"    {', '.join(outs)} = {call}", f"    return {back}", *lines]
 
 
 def _fresh(base: str, taken: set[str]) -> str:

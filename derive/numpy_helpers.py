@@ -15,15 +15,29 @@ from numpy.lib.stride_tricks import as_strided
 #: the import line a helper needs when its source uses one of these names
 IMPORTS = (("as_strided", "from numpy.lib.stride_tricks import as_strided"),)
 
+#: the helpers whose result is a new float array, never a view of an argument: generated code may
+#: update such a result in place (see :mod:`derive.inplace`)
+FRESH = (
+    "_sigmoid", "_dsigmoid", "_d2sigmoid", "_softplus", "_dtanh", "_d2tanh", "_softmax", "_log_softmax",
+    "_inv", "_gram", "_conv2d", "_conv2d_kernel_grad", "_conv2d_input_grad", "_conv2d_windows",
+    "_kernel_grad_windows", "_maxpool", "_maxpool_grad", "_pool_pick", "_pool_route", "_kron_diag",
+)  # fmt: skip
 
-def _sigmoid(z):
-    """1 / (1 + exp(-z)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|z|) <= 1: one exponential, no overflow,
-    accurate in both tails; two arrays of z's size besides z."""
-    e = np.exp(-np.abs(z))
-    s = np.maximum(e, z >= 0)  # the numerator: 1 where z >= 0, else e
-    e += 1
-    s /= e
-    return s
+
+def _sigmoid(z, out=None):
+    """1 / (1 + exp(-z)), into ``out`` (which may be z itself) or a new array: a few ulps from the true value
+    for every z, no overflow. Besides ``out``, one boolean array of z's size, and a copy of the entries
+    below -708, where exp(-z) would overflow and sigma(z) is exp(z) to within exp(z) relative."""
+    tail = z < -708.0
+    low = z[tail] if tail.any() else None
+    out = np.negative(z, out=out)
+    np.minimum(out, 708.0, out=out)
+    np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    if low is not None:
+        out[tail] = np.exp(low)
+    return out
 
 
 def _dsigmoid(z):

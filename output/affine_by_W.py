@@ -26,7 +26,11 @@ def affine_by_W(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return affine_by_W(W, np.ravel(x), np.ravel(b))
-    return W @ x + b
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return affine_by_W(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
+    return t1
 
 
 def jac_affine_by_W(W, x, b):
@@ -44,4 +48,8 @@ def affine_by_W_and_jac(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return affine_by_W_and_jac(W, np.ravel(x), np.ravel(b))
-    return W @ x + b, _kron_diag(np.ones(W.shape[0]), x)
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return affine_by_W_and_jac(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
+    return t1, _kron_diag(np.ones(W.shape[0]), x)

@@ -19,7 +19,11 @@ def affine_by_x(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return affine_by_x(W, np.ravel(x), np.ravel(b))
-    return W @ x + b
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return affine_by_x(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
+    return t1
 
 
 def jac_affine_by_x(W, x, b):
@@ -35,4 +39,8 @@ def affine_by_x_and_jac(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return affine_by_x_and_jac(W, np.ravel(x), np.ravel(b))
-    return W @ x + b, W
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return affine_by_x_and_jac(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
+    return t1, W

@@ -19,7 +19,10 @@ def least_squares(A, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return least_squares(A, np.ravel(x), np.ravel(b))
-    t1 = A @ x - b
+    if A.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return least_squares(np.asarray(A, float), np.asarray(x, float), b)
+    t1 = A @ x
+    t1 -= b
     return t1 @ t1
 
 
@@ -30,7 +33,13 @@ def grad_least_squares(A, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return np.reshape(grad_least_squares(A, np.ravel(x), np.ravel(b)), x.shape)
-    return 2 * (A.T @ (A @ x - b))
+    if A.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return grad_least_squares(np.asarray(A, float), np.asarray(x, float), b)
+    t1 = A @ x
+    t1 -= b
+    t2 = A.T @ t1
+    t2 *= 2
+    return t2
 
 
 def least_squares_and_grad(A, x, b):
@@ -39,5 +48,10 @@ def least_squares_and_grad(A, x, b):
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         value, grad = least_squares_and_grad(A, np.ravel(x), np.ravel(b))
         return value, np.reshape(grad, x.shape)
-    t1 = A @ x - b
-    return t1 @ t1, 2 * (A.T @ t1)
+    if A.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return least_squares_and_grad(np.asarray(A, float), np.asarray(x, float), b)
+    t1 = A @ x
+    t1 -= b
+    t2 = A.T @ t1
+    t2 *= 2
+    return t1 @ t1, t2

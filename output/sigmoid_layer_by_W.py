@@ -12,14 +12,20 @@ import numpy as np
 __all__ = ["sigmoid_layer_by_W", "jac_sigmoid_layer_by_W", "sigmoid_layer_by_W_and_jac"]
 
 
-def _sigmoid(z):
-    """1 / (1 + exp(-z)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|z|) <= 1: one exponential, no overflow,
-    accurate in both tails; two arrays of z's size besides z."""
-    e = np.exp(-np.abs(z))
-    s = np.maximum(e, z >= 0)  # the numerator: 1 where z >= 0, else e
-    e += 1
-    s /= e
-    return s
+def _sigmoid(z, out=None):
+    """1 / (1 + exp(-z)), into ``out`` (which may be z itself) or a new array: a few ulps from the true value
+    for every z, no overflow. Besides ``out``, one boolean array of z's size, and a copy of the entries
+    below -708, where exp(-z) would overflow and sigma(z) is exp(z) to within exp(z) relative."""
+    tail = z < -708.0
+    low = z[tail] if tail.any() else None
+    out = np.negative(z, out=out)
+    np.minimum(out, 708.0, out=out)
+    np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    if low is not None:
+        out[tail] = np.exp(low)
+    return out
 
 
 def _dsigmoid(z):
@@ -45,7 +51,12 @@ def sigmoid_layer_by_W(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return sigmoid_layer_by_W(W, np.ravel(x), np.ravel(b))
-    return _sigmoid(W @ x + b)
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return sigmoid_layer_by_W(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
+    _sigmoid(t1, out=t1)
+    return t1
 
 
 def jac_sigmoid_layer_by_W(W, x, b):
@@ -55,7 +66,11 @@ def jac_sigmoid_layer_by_W(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return jac_sigmoid_layer_by_W(W, np.ravel(x), np.ravel(b))
-    return _kron_diag(_dsigmoid(W @ x + b), x)
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return jac_sigmoid_layer_by_W(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
+    return _kron_diag(_dsigmoid(t1), x)
 
 
 def sigmoid_layer_by_W_and_jac(W, x, b):
@@ -63,5 +78,8 @@ def sigmoid_layer_by_W_and_jac(W, x, b):
     """
     if x.ndim != 1 or b.ndim != 1:  # columns (n, 1)
         return sigmoid_layer_by_W_and_jac(W, np.ravel(x), np.ravel(b))
-    t1 = W @ x + b
+    if W.dtype.kind in "biu" or x.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return sigmoid_layer_by_W_and_jac(np.asarray(W, float), np.asarray(x, float), b)
+    t1 = W @ x
+    t1 += b
     return _sigmoid(t1), _kron_diag(_dsigmoid(t1), x)

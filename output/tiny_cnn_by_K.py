@@ -104,7 +104,11 @@ def tiny_cnn_by_K(y, W, X, K):
     """
     if y.ndim != 1:  # columns (n, 1)
         return tiny_cnn_by_K(np.ravel(y), W, X, K)
-    return -(y @ _log_softmax(W @ _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()))
+    if X.dtype.kind in "biu" or K.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return tiny_cnn_by_K(y, W, np.asarray(X, float), np.asarray(K, float))
+    t1 = _conv2d(X, K)
+    np.maximum(t1, 0.0, out=t1)
+    return -(y @ _log_softmax(W @ _maxpool(t1, 2).ravel()))
 
 
 def grad_tiny_cnn_by_K(y, W, X, K):
@@ -121,7 +125,12 @@ def grad_tiny_cnn_by_K(y, W, X, K):
     t2 = _conv2d_windows(t1, K)
     t3 = np.maximum(t2, 0.0)
     t4 = _pool_argmax(t3, 2)
-    return _kernel_grad_windows(t1, _pool_route(t4, (W.T @ (y.sum() * _softmax(W @ _pool_pick(t3, t4).ravel()) - y)).reshape(t4.shape), t2.shape) * (t2 > 0), K.shape)
+    t5 = _softmax(W @ _pool_pick(t3, t4).ravel())
+    t5 *= y.sum()
+    t5 -= y
+    t6 = _pool_route(t4, (W.T @ t5).reshape(t4.shape), t2.shape)
+    t6 *= (t2 > 0)
+    return _kernel_grad_windows(t1, t6, K.shape)
 
 
 def tiny_cnn_by_K_and_grad(y, W, X, K):
@@ -134,4 +143,9 @@ def tiny_cnn_by_K_and_grad(y, W, X, K):
     t3 = np.maximum(t2, 0.0)
     t4 = _pool_argmax(t3, 2)
     t5 = W @ _pool_pick(t3, t4).ravel()
-    return -(y @ _log_softmax(t5)), _kernel_grad_windows(t1, _pool_route(t4, (W.T @ (y.sum() * _softmax(t5) - y)).reshape(t4.shape), t2.shape) * (t2 > 0), K.shape)
+    t6 = _softmax(t5)
+    t6 *= y.sum()
+    t6 -= y
+    t7 = _pool_route(t4, (W.T @ t6).reshape(t4.shape), t2.shape)
+    t7 *= (t2 > 0)
+    return -(y @ _log_softmax(t5)), _kernel_grad_windows(t1, t7, K.shape)

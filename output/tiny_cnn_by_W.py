@@ -72,7 +72,11 @@ def tiny_cnn_by_W(y, W, X, K):
     """
     if y.ndim != 1:  # columns (n, 1)
         return tiny_cnn_by_W(np.ravel(y), W, X, K)
-    return -(y @ _log_softmax(W @ _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()))
+    if X.dtype.kind in "biu" or K.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return tiny_cnn_by_W(y, W, np.asarray(X, float), np.asarray(K, float))
+    t1 = _conv2d(X, K)
+    np.maximum(t1, 0.0, out=t1)
+    return -(y @ _log_softmax(W @ _maxpool(t1, 2).ravel()))
 
 
 def grad_tiny_cnn_by_W(y, W, X, K):
@@ -85,8 +89,15 @@ def grad_tiny_cnn_by_W(y, W, X, K):
     """
     if y.ndim != 1:  # columns (n, 1)
         return grad_tiny_cnn_by_W(np.ravel(y), W, X, K)
-    t1 = _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()
-    return np.outer(y.sum() * _softmax(W @ t1) - y, t1)
+    if X.dtype.kind in "biu" or K.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return grad_tiny_cnn_by_W(y, W, np.asarray(X, float), np.asarray(K, float))
+    t1 = _conv2d(X, K)
+    np.maximum(t1, 0.0, out=t1)
+    t2 = _maxpool(t1, 2).ravel()
+    t3 = _softmax(W @ t2)
+    t3 *= y.sum()
+    t3 -= y
+    return np.outer(t3, t2)
 
 
 def tiny_cnn_by_W_and_grad(y, W, X, K):
@@ -94,6 +105,13 @@ def tiny_cnn_by_W_and_grad(y, W, X, K):
     """
     if y.ndim != 1:  # columns (n, 1)
         return tiny_cnn_by_W_and_grad(np.ravel(y), W, X, K)
-    t1 = _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()
-    t2 = W @ t1
-    return -(y @ _log_softmax(t2)), np.outer(y.sum() * _softmax(t2) - y, t1)
+    if X.dtype.kind in "biu" or K.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return tiny_cnn_by_W_and_grad(y, W, np.asarray(X, float), np.asarray(K, float))
+    t1 = _conv2d(X, K)
+    np.maximum(t1, 0.0, out=t1)
+    t2 = _maxpool(t1, 2).ravel()
+    t3 = W @ t2
+    t4 = _softmax(t3)
+    t4 *= y.sum()
+    t4 -= y
+    return -(y @ _log_softmax(t3)), np.outer(t4, t2)

@@ -112,7 +112,11 @@ def tiny_cnn_by_X(y, W, X, K):
     """
     if y.ndim != 1:  # columns (n, 1)
         return tiny_cnn_by_X(np.ravel(y), W, X, K)
-    return -(y @ _log_softmax(W @ _maxpool(np.maximum(_conv2d(X, K), 0.0), 2).ravel()))
+    if X.dtype.kind in "biu" or K.dtype.kind in "biu":  # integers: the code below works in float arrays
+        return tiny_cnn_by_X(y, W, np.asarray(X, float), np.asarray(K, float))
+    t1 = _conv2d(X, K)
+    np.maximum(t1, 0.0, out=t1)
+    return -(y @ _log_softmax(W @ _maxpool(t1, 2).ravel()))
 
 
 def grad_tiny_cnn_by_X(y, W, X, K):
@@ -128,7 +132,12 @@ def grad_tiny_cnn_by_X(y, W, X, K):
     t1 = _conv2d(X, K)
     t2 = np.maximum(t1, 0.0)
     t3 = _pool_argmax(t2, 2)
-    return _conv2d_input_grad(_pool_route(t3, (W.T @ (y.sum() * _softmax(W @ _pool_pick(t2, t3).ravel()) - y)).reshape(t3.shape), t1.shape) * (t1 > 0), K)
+    t4 = _softmax(W @ _pool_pick(t2, t3).ravel())
+    t4 *= y.sum()
+    t4 -= y
+    t5 = _pool_route(t3, (W.T @ t4).reshape(t3.shape), t1.shape)
+    t5 *= (t1 > 0)
+    return _conv2d_input_grad(t5, K)
 
 
 def tiny_cnn_by_X_and_grad(y, W, X, K):
@@ -140,4 +149,9 @@ def tiny_cnn_by_X_and_grad(y, W, X, K):
     t2 = np.maximum(t1, 0.0)
     t3 = _pool_argmax(t2, 2)
     t4 = W @ _pool_pick(t2, t3).ravel()
-    return -(y @ _log_softmax(t4)), _conv2d_input_grad(_pool_route(t3, (W.T @ (y.sum() * _softmax(t4) - y)).reshape(t3.shape), t1.shape) * (t1 > 0), K)
+    t5 = _softmax(t4)
+    t5 *= y.sum()
+    t5 -= y
+    t6 = _pool_route(t3, (W.T @ t5).reshape(t3.shape), t1.shape)
+    t6 *= (t1 > 0)
+    return -(y @ _log_softmax(t4)), _conv2d_input_grad(t6, K)

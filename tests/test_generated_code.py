@@ -259,7 +259,8 @@ def test_one_dimensional_vectors_pay_one_test_and_columns_still_work() -> None:
     d = derive("norm(A @ x - b)**2", "x")
     src = d.numpy_source("f")
     body = _body(src, "grad_f")
-    assert "np.ravel" not in body.split("\n    return 2")[1]  # the 1-D path: the formula alone
+    one_d = body.split("# columns (n, 1)\n")[1].split("\n", 1)[1]  # after the column test and its call
+    assert "np.ravel" not in one_d and "ndim" not in one_d  # the 1-D path: one test, then the formula
     mod = load(src)
     rng = np.random.default_rng(0)
     A, x, b = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal(4)
@@ -329,3 +330,40 @@ def test_a_chain_of_diagonal_factors_prints_as_one_scaling(expr: str, value) -> 
     args = (b, c) if "c" in expr else (b,)
     np.testing.assert_allclose(mod.jac_f(*args), _central_jacobian(lambda v: value(v, c), b), rtol=1e-6, atol=1e-8)
     assert "@ np.diag(" not in _body(src, "jac_f")
+
+
+# Expressions whose code updates arrays in place, with every kind of step: a product, a negation, a sum, a
+# subtraction from another array, a numpy function, a helper with out=, a power, relu, a mask.
+IN_PLACE = [
+    ("sum(softplus(-(y * (X @ w))))", "w", None),
+    ("norm(A @ x - b)**2", "x", None),
+    ("norm(W2 @ tanh(W1 @ x + b1) + b2 - y)**2", "W1", None),
+    ("-(y @ log(softmax(W @ x)))", "W", None),
+    ("sum(exp(A @ x) ** 3)", "x", None),
+    ("sum(sqrt(exp(A @ x) + 1))", "x", None),
+    ("sum(b - (A @ x) ** 2)", "x", None),
+    ("sum(relu(X @ W1 + b1) @ w2)", "W1", None),
+    ("sum((conv2d(X, K) - Y)**2)", "K", {"X": (3, 8, 8), "K": (4, 3, 3, 3), "Y": (4, 6, 6)}),
+]
+
+
+@pytest.mark.parametrize(("expr", "wrt", "shapes"), IN_PLACE, ids=[e for e, _, _ in IN_PLACE])
+def test_in_place_steps_leave_the_arguments_alone_and_take_integers(expr: str, wrt: str, shapes) -> None:
+    d = derive(expr, wrt, shapes=shapes)
+    src = d.numpy_source("f")
+    tree = ast.parse(src)
+    assert any(isinstance(n, ast.AugAssign) for n in ast.walk(tree)) or "out=" in src  # it does work in place
+    mod = load(src)
+    rng = np.random.default_rng(1)
+    args = {n: rng.integers(-3, 4, s).astype(float) for n, s in d.numeric.shapes.items()}
+    kept = {n: a.copy() for n, a in args.items()}
+    names = [f"{d.kind.code}_f", "f", f"f_and_{d.kind.code}"]
+    with np.errstate(all="ignore"):
+        results = [getattr(mod, fn)(*args.values()) for fn in names]
+        for n, a in args.items():
+            assert np.array_equal(a, kept[n]), f"{n} was changed"
+        # the same integer values as int64 arrays: the function converts them and gives the same numbers
+        ints = [getattr(mod, fn)(*(a.astype(np.int64) for a in args.values())) for fn in names]
+    for got, want in zip(ints, results, strict=True):
+        last = lambda r: r[-1] if isinstance(r, tuple) else r  # noqa: E731 - the derivative of f_and_grad
+        np.testing.assert_allclose(np.asarray(last(got), float), np.asarray(last(want), float), rtol=1e-12)

@@ -158,3 +158,23 @@ def test_gradient_checker_catches_a_wrong_gradient() -> None:
     x = np.array([1.0, -2.0, 3.0])
     assert check_grad(lambda v: v @ v, lambda v: 2 * v, [x]) < 1e-8
     assert check_grad(lambda v: v @ v, lambda v: v, [x]) > 0.1  # the factor 2 is missing
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["new array", "in place"])
+def test_sigmoid_helper_is_accurate_everywhere_and_in_place(in_place: bool) -> None:
+    from derive.numpy_helpers import _sigmoid
+
+    # both tails, the overflow edge of exp(-z) near -709.78, subnormal results, and infinities
+    z = np.array([-np.inf, -1000.0, -745.0, -730.0, -709.9, -708.5, -708.0, -707.9, -300.0, -37.0, -30.0,
+                  -1e-300, 0.0, 1e-300, 0.5, 20.0, 37.0, 709.9, 1000.0, np.inf])  # fmt: skip
+    given = z.copy()
+    with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        got = _sigmoid(given, out=given) if in_place else _sigmoid(given)
+    assert (got is given) == in_place and (in_place or np.array_equal(given, z))  # z untouched unless out=z
+    for g, v in zip(got, z, strict=True):
+        want = sigmoid(mp.mpf(v)) if np.isfinite(v) else mp.mpf(int(v > 0))
+        if want < mp.mpf(np.finfo(float).tiny):  # a subnormal result: within one subnormal step of the truth
+            assert abs(mp.mpf(g) - want) <= mp.mpf(2.0**-1074), (v, g)
+        else:
+            assert close(float(g), want), (v, g, want)

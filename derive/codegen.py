@@ -97,13 +97,18 @@ def _body(
     roots = lowered(roots, budget)
     temps = shared(roots)
     while True:
-        p, names, lines, _ = _printed(roots, temps, spec, budget)
+        p, names, lines, *_ = _printed(roots, temps, spec, budget)
         reads = Counter(reads_of(lines))
         kept = [t for t in temps if reads[names[t]] > 1]
         if len(kept) == len(temps):
             break
         temps = kept
-    p, names, lines, floats = _printed(roots, temps, spec, budget, updates=True)
+    refused: set[Node] = set()
+    while True:  # a step whose result the code never reads by its name (its parent prints through it) is undone
+        p, names, lines, floats, unread = _printed(roots, temps, spec, budget, refused)
+        if not unread:
+            break
+        refused |= unread
     for h in p.helpers:
         if h not in helpers:
             helpers.append(h)
@@ -152,10 +157,13 @@ def _lower(n: Node, args: tuple[Node, ...]) -> Node:
     return low(out) if low is not None else out
 
 
-def _printed(roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | None = None, updates: bool = False):
-    """(printer, temp names, lines): ``temps`` (inner ones first) as ``tK = ...`` statements, then the return.
-    With ``updates``, element-wise steps are written into the array they consume (see :mod:`derive.inplace`).
-    ``budget`` is checked per statement (OutOfTime past it)."""
+def _printed(
+    roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | None = None, refused: set[Node] | None = None
+):
+    """(printer, temp names, lines, float arguments, unread steps): ``temps`` (inner ones first) as ``tK = ...``
+    statements, then the return. Unless ``refused`` is None, element-wise steps (but those in ``refused``) are
+    written into the array they consume (see :mod:`derive.inplace`); a step's operand then has no name, as
+    its buffer holds the step's result. ``budget`` is checked per statement (OutOfTime past it)."""
     taken = set(spec.shapes)
     names: dict[Node, str] = {}
     lines: list[str] = []
@@ -173,7 +181,9 @@ def _printed(roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | 
 
     named = set(temps)
     order = topo_all(roots)
-    steps = inplace.plan(order, inplace.uses(roots), named) if updates else {}
+    steps = {} if refused is None else inplace.plan(order, inplace.uses(roots), named)
+    steps = {n: step for n, step in steps.items() if n not in (refused or ())}
+    ends: dict[str, tuple[int, Node]] = {}  # each buffer: the line after its last step, and that step
     owned: set[Node] = set()  # nodes whose name is a buffer only the next step reads
     floats: set[str] = set()  # the arguments that must be float arrays (a buffer's first value reads them)
     for n in order:
@@ -194,14 +204,17 @@ def _printed(roots: list[Node], temps: list[Node], spec: Spec, budget: Budget | 
                 p.name(a, buf)
             lines += update
             names[n] = buf
+            p.names.pop(a)  # the buffer holds n now: a printed again is computed again
             p.name(n, buf)
             owned.add(n)
+            ends[buf] = (len(lines), n)
         elif n in named:
             names[n] = fresh_name()
             lines.append(f"{names[n]} = {p.doprint(n)}")
             p.name(n, names[n])
     lines.append("return " + ", ".join(p.doprint(r) for r in roots))
-    return p, names, lines, floats
+    unread = {n for buf, (i, n) in ends.items() if buf not in reads_of(lines[i:])}
+    return p, names, lines, floats, unread
 
 
 def reads_of(lines: list[str]) -> list[str]:

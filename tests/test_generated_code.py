@@ -367,3 +367,13 @@ def test_in_place_steps_leave_the_arguments_alone_and_take_integers(expr: str, w
     for got, want in zip(ints, results, strict=True):
         last = lambda r: r[-1] if isinstance(r, tuple) else r  # noqa: E731 - the derivative of f_and_grad
         np.testing.assert_allclose(np.asarray(last(got), float), np.asarray(last(want), float), rtol=1e-12)
+
+
+def test_a_step_its_parent_prints_through_is_not_taken() -> None:
+    # 1 - n softmax(s): the sum prints its term as n * (...), through the scaled node, so scaling the softmax
+    # in place would leave its buffer holding n softmax(s) under softmax(s)'s name (the fuzzer found this)
+    mod = load(numpy_module("sum(log(softmax(sum(A0, axis=0))))", "A0"))
+    A = np.random.default_rng(0).standard_normal((3, 4))
+    s = A.sum(axis=0)
+    p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+    np.testing.assert_allclose(mod.grad_f(A), np.broadcast_to(1 - 4 * p, (3, 4)), rtol=1e-12)

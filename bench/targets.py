@@ -31,17 +31,25 @@ def _check(text: str, values: Sequence[float], ok: Callable[[float], bool], show
     return Target(text, figure, "PASS" if all(ok(v) for _, v in measured) else "MISS")
 
 
+#: the workloads of issue 15's table, which the jax.jit target is set for; the others (MLP, softmax
+#: cross-entropy, log det, the ‖Ax − b‖² Hessian, the σ Jacobian) came into the benchmark as workloads that
+#: already met careful numpy, and their jax ratios are reported, not targets
+JAX_TARGET = frozenset({"logistic-grad", "logistic-hess", "conv-K", "conv-X", "cnn-K", "lsq-grad"})
+
+
 def issue_15(results: Sequence[Result]) -> list[Target]:
-    """≤ 1.10× careful numpy and ≤ 1.0× jax.jit (both thread settings), peak memory ≤ 1.2× careful numpy's,
-    the logistic Hessian ≥ 2× faster than jax at X 10000×100, and ≤ 1 µs per call over the one-liner at small n."""
+    """Every workload: ≤ 1.10× careful numpy (both thread settings) and peak memory ≤ 1.2× careful numpy's;
+    those of issue 15's table (``JAX_TARGET``): ≤ 1.0× jax.jit; the logistic Hessian ≥ 2× faster than jax at
+    X 10000×100, and ≤ 1 µs per call over the one-liner at small n."""
     both = ("1 thread", "default")
     out = []
     for r in results:
         where = f"{r.workload.title}, {r.size.label}"
         pairs = [_ratio(r, DERIVE, t, CAREFUL, t) for t in (ONE, DEFAULT)]
         out.append(_check(f"{where}: ≤ 1.10× careful numpy", pairs, lambda v: v <= 1.10, "{:.2f}×", both))
-        pairs = [_ratio(r, DERIVE, t, JAX, DEFAULT) for t in (ONE, DEFAULT)]
-        out.append(_check(f"{where}: ≤ 1.0× jax.jit", pairs, lambda v: v <= 1.0, "{:.2f}×", both))
+        if r.workload.key in JAX_TARGET:
+            pairs = [_ratio(r, DERIVE, t, JAX, DEFAULT) for t in (ONE, DEFAULT)]
+            out.append(_check(f"{where}: ≤ 1.0× jax.jit", pairs, lambda v: v <= 1.0, "{:.2f}×", both))
         d, k = r.case.peak.get(label(DERIVE, DEFAULT)), r.case.peak.get(label(CAREFUL, DEFAULT))
         mem = d / max(k, 1) if d is not None and k is not None else math.nan
         out.append(_check(f"{where}: peak memory ≤ 1.2× careful numpy's", [mem], lambda v: v <= 1.2, "{:.2f}×", [""]))

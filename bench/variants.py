@@ -8,6 +8,7 @@ reads every size from its arguments, so the same module runs at every size timed
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -190,7 +191,8 @@ def variants(w: Workload, a: Arrays, gen: Generated, peers: Peers, skip: Iterabl
     their default threads (threadpoolctl does not reach XLA's thread pool); none of those named in ``skip``."""
     args = tuple(a[n] for n in w.args)
     fn = getattr(gen.module, f"{w.kind}_f")
-    numpy_side = [(DERIVE, lambda: fn(**a)), (CAREFUL, lambda: w.careful(*args))]
+    dargs = tuple(a[n] for n in inspect.signature(fn).parameters)  # positional, as careful numpy is called
+    numpy_side = [(DERIVE, lambda: fn(*dargs)), (CAREFUL, lambda: w.careful(*args))]
     if w.naive is not None:
         numpy_side.append((NAIVE, lambda: w.naive(*args)))
     one = one_blas_thread()

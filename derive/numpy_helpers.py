@@ -20,7 +20,7 @@ IMPORTS = (("as_strided", "from numpy.lib.stride_tricks import as_strided"),)
 FRESH = (
     "_sigmoid", "_dsigmoid", "_d2sigmoid", "_softplus", "_dtanh", "_d2tanh", "_softmax", "_log_softmax",
     "_inv", "_gram", "_conv2d", "_conv2d_kernel_grad", "_conv2d_input_grad", "_conv2d_windows",
-    "_kernel_grad_windows", "_maxpool", "_maxpool_grad", "_pool_pick", "_pool_route", "_kron_diag",
+    "_kernel_grad_windows", "_maxpool_grad", "_pool_pick", "_pool_route", "_kron_diag",
 )  # fmt: skip
 
 

@@ -377,3 +377,31 @@ def test_a_step_its_parent_prints_through_is_not_taken() -> None:
     s = A.sum(axis=0)
     p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
     np.testing.assert_allclose(mod.grad_f(A), np.broadcast_to(1 - 4 * p, (3, 4)), rtol=1e-12)
+
+
+def test_each_helper_said_to_return_a_new_array_does() -> None:
+    # derive.inplace starts a buffer from these calls' results: each must be a new, writeable float array
+    from derive import numpy_helpers as h
+
+    rng = np.random.default_rng(0)
+    z, m, x3 = rng.standard_normal(5), rng.standard_normal((3, 3)) + 3 * np.eye(3), rng.standard_normal((2, 5, 5))
+    k4, k2 = rng.standard_normal((3, 2, 2, 2)), rng.standard_normal((2, 2))
+    cols = h._windows(x3, (2, 2))
+    calls = {
+        "_sigmoid": (z,), "_dsigmoid": (z,), "_d2sigmoid": (z,), "_softplus": (z,), "_dtanh": (z,),
+        "_d2tanh": (z,), "_softmax": (z,), "_log_softmax": (z,), "_inv": (m,), "_gram": (m,),
+        "_conv2d": (x3, k4), "_conv2d_kernel_grad": (x3, rng.standard_normal((3, 4, 4))),
+        "_conv2d_input_grad": (rng.standard_normal((4, 4)), k2), "_conv2d_windows": (cols, k4),
+        "_kernel_grad_windows": (cols, rng.standard_normal((3, 4, 4)), k4.shape),
+        "_maxpool_grad": (x3[:, :4, :4], rng.standard_normal((2, 2, 2)), 2),
+        "_pool_pick": (x3, np.array([[0, 7], [30, 49]])), "_pool_route": (np.array([0, 7]), z[:2], (2, 5, 5)),
+        "_kron_diag": (z, z[:3]),
+    }  # fmt: skip
+    assert set(calls) == set(h.FRESH)
+    for name, args in calls.items():
+        kept = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        out = getattr(h, name)(*args)
+        assert out.dtype.kind == "f" and out.flags.writeable, name
+        assert not any(isinstance(a, np.ndarray) and np.shares_memory(out, a) for a in args), name
+        out[...] = 0  # writing into the result leaves every argument as it was
+        assert all(not isinstance(a, np.ndarray) or np.array_equal(a, b) for a, b in zip(args, kept, strict=True))

@@ -25,19 +25,20 @@ FRESH = (
 
 
 def _sigmoid(z, out=None):
-    """1 / (1 + exp(-z)), into ``out`` (which may be z itself) or a new array: a few ulps from the true value
-    for every z, no overflow. Besides ``out``, one boolean array of z's size, and a copy of the entries
-    below -708, where exp(-z) would overflow and sigma(z) is exp(z) to within exp(z) relative."""
+    """1 / (1 + exp(-z)), into ``out`` (which may be z itself) or a new array (a scalar for a scalar z): a few
+    ulps from the true value for every z, no overflow. Besides ``out``, one boolean array of z's size, and a
+    copy of the entries below -708, where exp(-z) would overflow and sigma(z) is exp(z) to within exp(z)."""
+    z = np.asarray(z)
     tail = z < -708.0
     low = z[tail] if tail.any() else None
-    out = np.negative(z, out=out)
+    out = np.negative(z, out=np.empty(z.shape, np.result_type(z, 0.5)) if out is None else out)
     np.minimum(out, 708.0, out=out)
     np.exp(out, out=out)
     out += 1
     np.reciprocal(out, out=out)
     if low is not None:
         out[tail] = np.exp(low)
-    return out
+    return out if out.ndim else out[()]
 
 
 def _dsigmoid(z):

@@ -172,6 +172,21 @@ def test_a_negated_step_is_not_a_negated_boolean_mask(expr: str, wrt: str) -> No
     np.testing.assert_array_equal(mod.f(x), want)
 
 
+def test_sigmoid_of_a_scalar_part_runs(tmp_path: Path) -> None:
+    # sigma of a mean: the helper got a numpy scalar and wrote into it with out= (numpy's TypeError escaped the
+    # command, found by the full hostile run); it takes scalars and arrays, and returns a scalar for a scalar
+    d = derive("sigmoid(mean(-x0))", "x0")
+    assert d.numeric.ok
+    mod = load(d.numpy_source("f"))
+    x = np.array([0.5, -2.0, 1.0, 3.0])
+    s = 1 / (1 + np.exp(x.mean()))
+    assert np.isclose(mod.f(x), s) and np.ndim(mod.f(x)) == 0
+    np.testing.assert_allclose(mod.grad_f(x), np.full(4, -s * (1 - s) / 4), rtol=1e-12)
+    r = subprocess.run([sys.executable, "-m", "derive", "-o", str(tmp_path), "--wrt", "x0", "--", "sigmoid(mean(-x0))"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+
+
 def test_a_fractional_coefficient_of_a_size_is_true_division() -> None:
     # 3m/2 (from ** 1.5 of a product of m softmax entries) was printed (3 * m) // 2: 4 for 4.5 at m = 3
     expr = "(np.exp(sum(log(softmax((kron(x0, x1)) + (log_softmax(x2))))))) ** 1.5"

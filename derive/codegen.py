@@ -49,17 +49,7 @@ class Spec:
 
 def shared(roots: list[Node]) -> list[Node]:
     """Subexpressions used more than once across ``roots``, inner ones first."""
-    uses: Counter[Node] = Counter()
-    for r in roots:
-        uses[r] += 1
-    seen: set[Node] = set()
-    for r in roots:
-        for n in topo(r):
-            if n in seen:
-                continue
-            seen.add(n)
-            for a in n.args:  # x @ x uses x twice
-                uses[a] += 1
+    uses = inplace.uses(roots)
     order: list[Node] = []
     taken: set[Node] = set()
     for r in roots:

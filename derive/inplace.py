@@ -45,7 +45,8 @@ _OPS = frozenset({"mul", "add", "fn", "pow"})
 
 
 def uses(roots: list[Node]) -> Counter[Node]:
-    """How often each node is read: once per root, and once per occurrence as an operand of a distinct node."""
+    """How often each node is read: once per root, and once per occurrence as an operand of a distinct node
+    (x @ x reads x twice)."""
     count: Counter[Node] = Counter(roots)
     seen: set[Node] = set()
     for r in roots:

@@ -6,7 +6,8 @@ computes ``X @ w`` once into a buffer and updates that buffer in place:
 ``t1 *= y``, ``np.negative(t1, out=t1)``, ``_sigmoid(t1, out=t1)``. A step
 is written in place only into an operand that
 
-- has the step's shape (numpy never broadcasts into it) and at least one axis,
+- has the step's shape (numpy never broadcasts into it) and at least one axis, and
+  prints at that shape (no part of it left for numpy to broadcast later),
 - is read by that step alone (no shared subexpression, nothing read later),
 - prints as a new array (an arithmetic result or a call listed in
   :data:`FRESH_CALLS`), never an argument, a view of one or a boolean mask.
@@ -42,6 +43,7 @@ FRESH_CALLS = frozenset({f"np.{f}" for f in NUMPY_FRESH} | set(numpy_helpers.FRE
 DENSE = frozenset({"np.eye", "np.diag", "np.kron", "_commutation", "_im2col", "_toeplitz", "_kron_diag"})
 
 _OPS = frozenset({"mul", "add", "fn", "pow"})
+_ELEMENTWISE = _OPS | {"maximum", "minimum"}
 
 
 def uses(roots: list[Node]) -> Counter[Node]:
@@ -66,8 +68,18 @@ def plan(order: list[Node], uses: Counter[Node], shared: set[Node]) -> dict[Node
     """For each node of ``order`` that can be computed in place: the operand whose buffer it takes, and whether
     the step subtracts that operand from the other one (``y - a`` as ``np.subtract(y, buf, out=buf)``)."""
 
+    thin: dict[Node, bool] = {}  # may print smaller than its shape: numpy broadcasts a part later
+    for n in order:
+        thin[n] = n.op == "broadcast" or (n.op in _ELEMENTWISE and any(thin[a] for a in n.args))
+
     def usable(n: Node, a: Node) -> bool:
-        return a.shape == n.shape and uses[a] == 1 and a not in shared and a.op not in ("var", "const")
+        return (
+            a.shape == n.shape
+            and uses[a] == 1
+            and a not in shared
+            and a.op not in ("var", "const")
+            and not thin[a]  # t2[:, None] - s[:, None] is (m, 1) where its shape is (m, p)
+        )
 
     parent = {a: n for n in order for a in n.args}
     out: dict[Node, tuple[Node, bool]] = {}

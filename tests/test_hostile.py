@@ -187,6 +187,21 @@ def test_sigmoid_of_a_scalar_part_runs(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.parametrize(
+    "expr",
+    ["logsumexp(sum(softmax(A0 @ A1, axis=1), axis=1))",
+     "((sum(softmax(A0, axis=1), axis=1)) ** -1) @ (diag(x1)) @ (flatten(maximum(x1, x1 @ A0)))"],
+)  # fmt: skip
+def test_no_step_writes_into_a_part_numpy_broadcasts_later(expr: str) -> None:
+    # t2[:, None] - s[:, None] prints as an (m, 1) column where its shape is (m, p): an in-place step into it
+    # raised numpy's ValueError (found by the full hostile run)
+    d = derive(expr, "A0")
+    assert d.numeric.ok
+    mod = load(d.numpy_source("f"))
+    args = [np.random.default_rng(0).standard_normal(s) for s in d.numeric.shapes.values()]
+    assert mod.grad_f(*args).shape == d.numeric.shapes["A0"]
+
+
 def test_a_fractional_coefficient_of_a_size_is_true_division() -> None:
     # 3m/2 (from ** 1.5 of a product of m softmax entries) was printed (3 * m) // 2: 4 for 4.5 at m = 3
     expr = "(np.exp(sum(log(softmax((kron(x0, x1)) + (log_softmax(x2))))))) ** 1.5"

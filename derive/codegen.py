@@ -203,8 +203,18 @@ def _printed(
             lines.append(f"{names[n]} = {p.doprint(n)}")
             p.name(n, names[n])
     lines.append("return " + ", ".join(p.doprint(r) for r in roots))
-    unread = {n for buf, (i, n) in ends.items() if buf not in reads_of(lines[i:])}
+    last = last_reads(lines)
+    unread = {n for buf, (i, n) in ends.items() if last.get(buf, 0) <= i}
     return p, names, lines, floats, unread
+
+
+def last_reads(lines: list[str]) -> dict[str, int]:
+    """Each name the code reads: the number (from 1) of the last line that reads it."""
+    last: dict[str, int] = {}
+    for n in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            last[n.id] = max(last.get(n.id, 0), n.lineno)
+    return last
 
 
 def reads_of(lines: list[str]) -> list[str]:

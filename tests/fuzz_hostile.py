@@ -226,6 +226,7 @@ def run_cli(case: Case, budget: float, kill: float, memory: int, tmp: Path) -> R
     out = Path(tempfile.mkdtemp(dir=tmp))
     argv = [sys.executable, "-m", "derive", "-o", str(out / "files"), "--max-seconds", str(budget), *case.argv(),
             "--", case.expr]  # fmt: skip
+    argv = [a.split("\0", 1)[0] for a in argv]  # an argument is a C string: the command gets the text before a NUL
     cpu_limit = int(kill + 10)  # start-up (imports) included
 
     def limit() -> None:

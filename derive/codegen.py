@@ -6,8 +6,9 @@ n-vector is n x n). A vec-form Jacobian is computed as the Kronecker/vec
 matrix and reshaped (column-major) to that convention. Arguments are numpy
 arrays; vector arguments may be 1-D or columns of shape (n, 1), and a
 column's gradient is a column. Subexpressions used more than once are
-computed once; no statement goes unused. No size is written into the code:
-every dimension is read from an argument's shape.
+computed once; no statement goes unused; an element-wise step writes into
+the new array it consumes (:mod:`derive.inplace`). No size is written into
+the code: every dimension is read from an argument's shape.
 """
 
 from __future__ import annotations

@@ -128,6 +128,8 @@ def floating(e: Node, floats: set[str]) -> bool:
             memo[n] = n.attr[0] in floats
         elif n.op == "const":
             memo[n] = sp.S(n.attr).is_integer is not True
+        elif n.op == "fn" and FUNCTIONS[n.attr[0]].mask and n.attr[1] == 0:
+            memo[n] = False  # printed as a boolean mask beside a float factor: (t > 0) * y is y's dtype
         elif n.op in ("fn", "ones", "eye"):
             memo[n] = True
         elif n.op == "pow" and not (sp.S(n.attr).is_integer and sp.S(n.attr) >= 0):

@@ -405,3 +405,15 @@ def test_each_helper_said_to_return_a_new_array_does() -> None:
         assert not any(isinstance(a, np.ndarray) and np.shares_memory(out, a) for a in args), name
         out[...] = 0  # writing into the result leaves every argument as it was
         assert all(not isinstance(a, np.ndarray) or np.array_equal(a, b) for a, b in zip(args, kept, strict=True))
+
+
+def test_a_mask_does_not_make_a_buffer_float() -> None:
+    # (x > 0) * y has y's dtype: a buffer starting there needs y converted, as one starting at X @ w does
+    from derive.inplace import floating
+    from derive.ops.build import fn, node, var
+
+    x, y = var("x", (3,)), var("y", (3,))
+    assert not floating(node("mul", fn("step", x), y), set())
+    assert floating(node("mul", fn("step", x), y), {"y"})
+    assert floating(node("mul", fn("tanh", x), y), set())  # a float function is float whatever y is
+    assert not floating(node("matmul", var("X", (3, 3)), x), set())
